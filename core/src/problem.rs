@@ -1,0 +1,164 @@
+//! The error vocabulary shared by both tiers and its RFC 9457 rendering.
+//!
+//! [`ErrorCode`] carries no HTTP status: each tier maps codes to statuses in one `match`,
+//! so an error made at the edge looks exactly like one made at the origin.
+
+use serde::{Deserialize, Serialize};
+
+/// The media type of every error body (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Every kind of error the API reports, each with a stable machine-readable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    MalformedRequest,
+    InvalidCursor,
+    Unauthenticated,
+    InvalidToken,
+    InvalidCredentials,
+    InvalidGrant,
+    Forbidden,
+    RegistrationDisabled,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PreconditionFailed,
+    PreconditionRequired,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    InvalidResetToken,
+    RateLimited,
+    Overloaded,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable code; it is also the last segment of the problem `type`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MalformedRequest => "malformed-request",
+            Self::InvalidCursor => "invalid-cursor",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidToken => "invalid-token",
+            Self::InvalidCredentials => "invalid-credentials",
+            Self::InvalidGrant => "invalid-grant",
+            Self::Forbidden => "forbidden",
+            Self::RegistrationDisabled => "registration-disabled",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::Conflict => "conflict",
+            Self::PreconditionFailed => "precondition-failed",
+            Self::PreconditionRequired => "precondition-required",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::ValidationFailed => "validation-failed",
+            Self::InvalidResetToken => "invalid-reset-token",
+            Self::RateLimited => "rate-limited",
+            Self::Overloaded => "overloaded",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// A short, human-readable summary that does not change from occurrence to occurrence.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::MalformedRequest => "Malformed request",
+            Self::InvalidCursor => "Invalid pagination cursor",
+            Self::Unauthenticated => "Authentication required",
+            Self::InvalidToken => "Invalid access token",
+            Self::InvalidCredentials => "Invalid credentials",
+            Self::InvalidGrant => "Invalid refresh token",
+            Self::Forbidden => "Forbidden",
+            Self::RegistrationDisabled => "Registration is disabled",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::Conflict => "Conflict",
+            Self::PreconditionFailed => "Precondition failed",
+            Self::PreconditionRequired => "Precondition required",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::ValidationFailed => "Validation failed",
+            Self::InvalidResetToken => "Invalid or expired reset token",
+            Self::RateLimited => "Too many requests",
+            Self::Overloaded => "Server busy",
+            Self::Unavailable => "Service unavailable",
+            Self::Internal => "Internal error",
+        }
+    }
+}
+
+/// One refused field of a request body or query string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldProblem {
+    /// The field's name (a JSON member or query parameter).
+    pub field: String,
+    /// Why it was refused, as a sentence fragment after the field name.
+    pub detail: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Self {
+            field: field.into(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// An RFC 9457 problem details body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+impl Problem {
+    /// A problem of kind `code`, answered with `status`.
+    pub fn new(code: ErrorCode, status: u16, detail: impl Into<String>) -> Self {
+        Self {
+            type_: format!("/problems/{}", code.code()),
+            title: code.title().to_owned(),
+            status,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn with_errors(mut self, errors: Vec<FieldProblem>) -> Self {
+        self.errors = errors;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_serialises_as_rfc9457() {
+        let p =
+            Problem::new(ErrorCode::ValidationFailed, 422, "1 field is invalid").with_errors(vec![
+                FieldProblem::new("email", "is not a valid email address"),
+            ]);
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            serde_json::json!({
+                "type": "/problems/validation-failed",
+                "title": "Validation failed",
+                "status": 422,
+                "detail": "1 field is invalid",
+                "errors": [{"field": "email", "detail": "is not a valid email address"}]
+            })
+        );
+        let plain = serde_json::to_value(Problem::new(ErrorCode::NotFound, 404, "x")).unwrap();
+        assert!(plain.get("errors").is_none());
+    }
+}
