@@ -122,6 +122,11 @@ impl KeySet {
         kid
     }
 
+    /// Adds every key of `other` (keeping their `kid`s).
+    pub fn merge(&mut self, other: KeySet) {
+        self.keys.extend(other.keys);
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }

@@ -1,0 +1,315 @@
+//! Configuration from the environment (`.env` honoured by `main`), validated once at start.
+//!
+//! [`Config::from_lookup`] reads every variable through a lookup function, so tests pass a map
+//! and production passes `std::env::var`. All problems are reported together, one line each.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A value that must never reach a log: `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything the origin needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: PostgreSQL connection string (required).
+    pub database_url: Secret<String>,
+    /// `DATABASE_POOL_SIZE`: maximum pooled connections (default 16).
+    pub database_pool_size: usize,
+    /// `LISTEN_ADDR`: socket address to bind (default `127.0.0.1:8080`; port 0 picks one).
+    pub listen_addr: SocketAddr,
+    /// `PUBLIC_URL`: the externally visible base URL, used for links in mail (default
+    /// `http://<LISTEN_ADDR>`). Never derived from a request's `Host`.
+    pub public_url: String,
+    /// `SMTP_URL`: e.g. `smtp://mail:25` or `smtps://user:pass@mail:465`. Unset: mail stays in
+    /// the outbox table.
+    pub smtp_url: Option<Secret<String>>,
+    /// `MAIL_FROM`: sender address of outgoing mail (default `no-reply@localhost`).
+    pub mail_from: String,
+    /// `MAIL_POLL_MS`: how often the mail sender looks at the outbox (default 1000).
+    pub mail_poll_ms: u64,
+    /// `ADMIN_USERNAME`, `ADMIN_EMAIL`, `ADMIN_PASSWORD`: an admin created at start if absent.
+    pub admin: Option<AdminBootstrap>,
+    /// `ALLOW_REGISTRATION`: whether `POST /auth/register` is open (default true).
+    pub allow_registration: bool,
+    /// Token settings.
+    pub tokens: TokenConfig,
+    /// Signing keys.
+    pub keys: KeyConfig,
+    /// Password hashing.
+    pub hashing: HashConfig,
+    /// `PASSWORD_RESET_TTL`: seconds a reset token stays valid (default 1800).
+    pub password_reset_ttl: i64,
+}
+
+/// The admin account ensured at start.
+#[derive(Debug, Clone)]
+pub struct AdminBootstrap {
+    pub username: String,
+    pub email: String,
+    pub password: Secret<String>,
+}
+
+/// Access and refresh tokens.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// `JWT_ISSUER`: the `iss` claim (default: `PUBLIC_URL`).
+    pub issuer: String,
+    /// `JWT_AUDIENCE`: the `aud` claim (default `users-api`).
+    pub audience: String,
+    /// `ACCESS_TOKEN_TTL`: access-token lifetime in seconds (default 900).
+    pub access_ttl: i64,
+    /// `REFRESH_TOKEN_TTL`: refresh-token lifetime in seconds (default 30 days).
+    pub refresh_ttl: i64,
+}
+
+/// Where keys come from.
+#[derive(Debug, Clone)]
+pub struct KeyConfig {
+    /// `SIGNING_KEY_FILE`: file holding the base64url 32-byte Ed25519 seed. Unset: a key is
+    /// generated once and kept in `DATA_DIR`.
+    pub signing_key_file: Option<PathBuf>,
+    /// `VERIFY_KEYS_FILE`: a JWKS of further public keys accepted (key rotation).
+    pub verify_keys_file: Option<PathBuf>,
+    /// `DATA_DIR`: local state directory (default `.data`).
+    pub data_dir: PathBuf,
+}
+
+/// Argon2id parameters and the hashing pool.
+#[derive(Debug, Clone)]
+pub struct HashConfig {
+    /// `ARGON2_M_KIB`: memory cost in KiB (default 19456 = 19 MiB, OWASP).
+    pub m_kib: u32,
+    /// `ARGON2_T`: iterations (default 2).
+    pub t: u32,
+    /// `ARGON2_P`: parallelism (default 1).
+    pub p: u32,
+    /// `HASH_WORKERS`: hashing threads (default: the number of cores).
+    pub workers: usize,
+    /// `HASH_QUEUE`: hashes allowed to wait for a thread before requests get 503 (default
+    /// 16 × workers).
+    pub queue: usize,
+}
+
+/// Every problem found in the environment, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+struct Reader<F> {
+    lookup: F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<F> {
+    fn get(&self, key: &str) -> Option<String> {
+        (self.lookup)(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&mut self, key: &str, default: T, what: &str) -> T {
+        match self.get(key) {
+            None => default,
+            Some(raw) => raw.parse().unwrap_or_else(|_| {
+                self.problems.push(format!("{key}: {raw:?} is not {what}"));
+                default
+            }),
+        }
+    }
+
+    fn ranged<T>(&mut self, key: &str, default: T, min: T, max: T) -> T
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let v = self.parse(key, default, "a number");
+        if v < min || v > max {
+            self.problems
+                .push(format!("{key}: {v} is outside {min}..={max}"));
+            return default;
+        }
+        v
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `lookup` (a variable name to its value).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            lookup,
+            problems: Vec::new(),
+        };
+        let database_url = r.get("DATABASE_URL");
+        if database_url.is_none() {
+            r.problems.push(
+                "DATABASE_URL: required (e.g. postgres://postgres@127.0.0.1:5432/users)".into(),
+            );
+        } else if database_url
+            .as_deref()
+            .is_some_and(|u| u.parse::<tokio_postgres::Config>().is_err())
+        {
+            r.problems
+                .push("DATABASE_URL: not a valid PostgreSQL connection string".into());
+        }
+        let listen_addr: SocketAddr = r.parse(
+            "LISTEN_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "a socket address like 127.0.0.1:8080",
+        );
+        let public_url = r
+            .get("PUBLIC_URL")
+            .unwrap_or_else(|| format!("http://{listen_addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            r.problems.push(format!(
+                "PUBLIC_URL: {public_url:?} must start with http:// or https://"
+            ));
+        }
+        let smtp_url = r.get("SMTP_URL");
+        if let Some(url) = &smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            r.problems
+                .push("SMTP_URL: must start with smtp:// or smtps://".into());
+        }
+        let mail_from = r
+            .get("MAIL_FROM")
+            .unwrap_or_else(|| "no-reply@localhost".into());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            r.problems
+                .push(format!("MAIL_FROM: {mail_from:?} is not a mail address"));
+        }
+        let mail_poll_ms = r.ranged("MAIL_POLL_MS", 1000, 10, 3_600_000);
+        let admin = match (
+            r.get("ADMIN_USERNAME"),
+            r.get("ADMIN_EMAIL"),
+            r.get("ADMIN_PASSWORD"),
+        ) {
+            (None, None, None) => None,
+            (Some(username), Some(email), Some(password)) => Some(AdminBootstrap {
+                username,
+                email,
+                password: Secret::new(password),
+            }),
+            _ => {
+                r.problems.push(
+                    "ADMIN_USERNAME, ADMIN_EMAIL, ADMIN_PASSWORD: set all three or none".into(),
+                );
+                None
+            }
+        };
+        let allow_registration = r.parse("ALLOW_REGISTRATION", true, "true or false");
+        let tokens = TokenConfig {
+            issuer: r.get("JWT_ISSUER").unwrap_or_else(|| public_url.clone()),
+            audience: r.get("JWT_AUDIENCE").unwrap_or_else(|| "users-api".into()),
+            access_ttl: r.ranged(
+                "ACCESS_TOKEN_TTL",
+                users_core::token::DEFAULT_ACCESS_TTL,
+                10,
+                86_400,
+            ),
+            refresh_ttl: r.ranged("REFRESH_TOKEN_TTL", 30 * 86_400, 60, 365 * 86_400),
+        };
+        let keys = KeyConfig {
+            signing_key_file: r.get("SIGNING_KEY_FILE").map(PathBuf::from),
+            verify_keys_file: r.get("VERIFY_KEYS_FILE").map(PathBuf::from),
+            data_dir: PathBuf::from(r.get("DATA_DIR").unwrap_or_else(|| ".data".into())),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let workers = r.ranged("HASH_WORKERS", cores, 1, 1024);
+        let hashing = HashConfig {
+            m_kib: r.ranged("ARGON2_M_KIB", 19_456, 8, 4 * 1024 * 1024),
+            t: r.ranged("ARGON2_T", 2, 1, 100),
+            p: r.ranged("ARGON2_P", 1, 1, 64),
+            workers,
+            queue: r.ranged("HASH_QUEUE", 16 * workers, 1, 1_000_000),
+        };
+        let database_pool_size = r.ranged("DATABASE_POOL_SIZE", 16, 1, 1000);
+        let password_reset_ttl = r.ranged("PASSWORD_RESET_TTL", 1800, 1, 86_400);
+        if !r.problems.is_empty() {
+            return Err(ConfigError(r.problems));
+        }
+        Ok(Self {
+            database_url: Secret::new(database_url.unwrap_or_default()),
+            database_pool_size,
+            listen_addr,
+            public_url,
+            smtp_url: smtp_url.map(Secret::new),
+            mail_from,
+            mail_poll_ms,
+            admin,
+            allow_registration,
+            tokens,
+            keys,
+            hashing,
+            password_reset_ttl,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn database_url_alone_is_enough() {
+        let c = from(&[("DATABASE_URL", "postgres://u@localhost/db")]).unwrap();
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.hashing.m_kib, 19_456);
+        assert_eq!(c.tokens.access_ttl, 900);
+        assert!(c.allow_registration);
+    }
+
+    #[test]
+    fn every_problem_is_reported_once() {
+        let err = from(&[
+            ("LISTEN_ADDR", "nope"),
+            ("ARGON2_T", "0"),
+            ("ADMIN_EMAIL", "a@b.c"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0.len(), 4, "{err}");
+        let text = err.to_string();
+        for key in ["DATABASE_URL", "LISTEN_ADDR", "ARGON2_T", "ADMIN_USERNAME"] {
+            assert!(text.contains(key), "{text}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = from(&[("DATABASE_URL", "postgres://u:hunter2@localhost/db")]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

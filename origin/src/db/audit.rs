@@ -1,0 +1,28 @@
+//! The `audit_log` table: security-relevant events with actor, target, time, request id, IP.
+
+use uuid::Uuid;
+
+use super::GenericClient;
+use crate::extract::Ctx;
+
+/// One event to record.
+#[derive(Debug)]
+pub struct Event<'a> {
+    pub action: &'a str,
+    pub actor: Option<Uuid>,
+    pub target: Option<Uuid>,
+    pub details: serde_json::Value,
+}
+
+pub async fn record(
+    db: &impl GenericClient,
+    ctx: &Ctx,
+    e: Event<'_>,
+) -> Result<(), tokio_postgres::Error> {
+    db.execute(
+        "INSERT INTO audit_log (actor_id, action, target_id, request_id, ip, details) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[&e.actor, &e.action, &e.target, &ctx.request_id, &ctx.ip, &e.details],
+    )
+    .await?;
+    Ok(())
+}

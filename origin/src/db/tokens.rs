@@ -1,0 +1,180 @@
+//! Refresh tokens and password-reset tokens. Only SHA-256 digests of tokens are stored.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::GenericClient;
+
+/// A fresh random token (256 bits, base64url) and its digest.
+pub fn generate() -> (String, Vec<u8>) {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = URL_SAFE_NO_PAD.encode(raw);
+    let digest = digest(&token);
+    (token, digest)
+}
+
+pub fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+pub async fn insert_refresh(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    family_id: Uuid,
+    digest: &[u8],
+    ttl_secs: i64,
+) -> Result<(), tokio_postgres::Error> {
+    db.execute(
+        "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) \
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        &[
+            &Uuid::now_v7(),
+            &user_id,
+            &family_id,
+            &digest,
+            &(ttl_secs as f64),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spend {
+    /// Valid: it is now spent; continue the family.
+    Spent { user_id: Uuid, family_id: Uuid },
+    /// Already spent: a replay. The family has been revoked.
+    Reused,
+    /// Unknown, expired or revoked.
+    Invalid,
+}
+
+/// Spends a refresh token atomically (one of two racing requests wins).
+pub async fn spend_refresh(
+    db: &impl GenericClient,
+    digest: &[u8],
+) -> Result<Spend, tokio_postgres::Error> {
+    let spent = db
+        .query_opt(
+            "UPDATE refresh_tokens SET spent_at = now() WHERE token_hash = $1 AND spent_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > now() RETURNING user_id, family_id",
+            &[&digest],
+        )
+        .await?;
+    if let Some(row) = spent {
+        return Ok(Spend::Spent {
+            user_id: row.get(0),
+            family_id: row.get(1),
+        });
+    }
+    let known = db
+        .query_opt(
+            "SELECT family_id, spent_at IS NOT NULL FROM refresh_tokens WHERE token_hash = $1",
+            &[&digest],
+        )
+        .await?;
+    match known {
+        Some(row) if row.get::<_, bool>(1) => {
+            let family: Uuid = row.get(0);
+            revoke_family(db, family).await?;
+            Ok(Spend::Reused)
+        }
+        _ => Ok(Spend::Invalid),
+    }
+}
+
+pub async fn revoke_family(
+    db: &impl GenericClient,
+    family_id: Uuid,
+) -> Result<(), tokio_postgres::Error> {
+    db.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+        &[&family_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Revokes the family of `digest` if it belongs to `user_id`.
+pub async fn revoke_family_of(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    digest: &[u8],
+) -> Result<bool, tokio_postgres::Error> {
+    let n = db
+        .execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family_id = \
+             (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)",
+            &[&digest, &user_id],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+pub async fn revoke_all_refresh(
+    db: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<(), tokio_postgres::Error> {
+    db.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+        &[&user_id],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_reset(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    digest: &[u8],
+    ttl_secs: i64,
+) -> Result<(), tokio_postgres::Error> {
+    db.execute(
+        "INSERT INTO password_reset_tokens (token_hash, user_id, expires_at) \
+         VALUES ($1, $2, now() + make_interval(secs => $3))",
+        &[&digest, &user_id, &(ttl_secs as f64)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The user a valid (unspent, unexpired) reset token belongs to.
+pub async fn find_reset(
+    db: &impl GenericClient,
+    digest: &[u8],
+) -> Result<Option<Uuid>, tokio_postgres::Error> {
+    Ok(db
+        .query_opt(
+            "SELECT user_id FROM password_reset_tokens WHERE token_hash = $1 AND spent_at IS NULL AND expires_at > now()",
+            &[&digest],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+/// Spends a reset token and every other outstanding one of the same user; `false` if it was
+/// spent meanwhile.
+pub async fn spend_reset(
+    db: &impl GenericClient,
+    digest: &[u8],
+    user_id: Uuid,
+) -> Result<bool, tokio_postgres::Error> {
+    let n = db
+        .execute(
+            "UPDATE password_reset_tokens SET spent_at = now() WHERE token_hash = $1 AND spent_at IS NULL \
+             AND expires_at > now()",
+            &[&digest],
+        )
+        .await?;
+    db.execute(
+        "UPDATE password_reset_tokens SET spent_at = now() WHERE user_id = $1 AND spent_at IS NULL",
+        &[&user_id],
+    )
+    .await?;
+    Ok(n == 1)
+}

@@ -1,0 +1,237 @@
+//! The one error type of the HTTP layer and its RFC 9457 rendering.
+//!
+//! Each variant documents its status. Internal causes are logged here, once, and never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use users_core::problem::{ErrorCode, FieldProblem, PROBLEM_JSON, Problem};
+
+/// Seconds clients are asked to wait after a 503.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body or query could not be read.
+    #[error("{0}")]
+    Malformed(String),
+    /// 400: a pagination cursor this API did not issue.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// 401: no credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// 401: a bad, expired or revoked access token.
+    #[error("invalid token")]
+    InvalidToken,
+    /// 401: login failed (one body for every reason).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// 401: a bad, spent, revoked or expired refresh token.
+    #[error("invalid refresh token")]
+    InvalidGrant,
+    /// 403: authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 403: self-registration is switched off.
+    #[error("registration disabled")]
+    RegistrationDisabled,
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: a unique constraint or a state conflict.
+    #[error("{0}")]
+    Conflict(String),
+    /// 412: `If-Match` does not match.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// 413: body over the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: field-level validation failures.
+    #[error("validation failed")]
+    Validation(Vec<FieldProblem>),
+    /// 400: bad, expired or spent password-reset token.
+    #[error("invalid reset token")]
+    InvalidResetToken,
+    /// 503: the hashing queue is full.
+    #[error("overloaded")]
+    Overloaded,
+    /// 503: a dependency (database) is unreachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected dependency error. Logged, never shown.
+    #[error("internal: {0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn validation(field: &str, detail: impl std::fmt::Display) -> Self {
+        Self::Validation(vec![FieldProblem::new(field, detail)])
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::Forbidden(detail.into())
+    }
+
+    fn parts(&self) -> (StatusCode, ErrorCode, String) {
+        use StatusCode as S;
+        match self {
+            Self::Malformed(d) => (S::BAD_REQUEST, ErrorCode::MalformedRequest, d.clone()),
+            Self::InvalidCursor => (
+                S::BAD_REQUEST,
+                ErrorCode::InvalidCursor,
+                "The cursor is not one this API issued.".into(),
+            ),
+            Self::Unauthenticated => (
+                S::UNAUTHORIZED,
+                ErrorCode::Unauthenticated,
+                "A bearer access token is required.".into(),
+            ),
+            Self::InvalidToken => (
+                S::UNAUTHORIZED,
+                ErrorCode::InvalidToken,
+                "The access token is invalid, expired or revoked.".into(),
+            ),
+            Self::InvalidCredentials => (
+                S::UNAUTHORIZED,
+                ErrorCode::InvalidCredentials,
+                "The login or password is incorrect.".into(),
+            ),
+            Self::InvalidGrant => (
+                S::UNAUTHORIZED,
+                ErrorCode::InvalidGrant,
+                "The refresh token is invalid, expired or revoked.".into(),
+            ),
+            Self::Forbidden(d) => (S::FORBIDDEN, ErrorCode::Forbidden, d.clone()),
+            Self::RegistrationDisabled => (
+                S::FORBIDDEN,
+                ErrorCode::RegistrationDisabled,
+                "Self-registration is disabled on this server.".into(),
+            ),
+            Self::NotFound => (
+                S::NOT_FOUND,
+                ErrorCode::NotFound,
+                "The requested resource does not exist.".into(),
+            ),
+            Self::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                "This method is not supported on this resource.".into(),
+            ),
+            Self::Conflict(d) => (S::CONFLICT, ErrorCode::Conflict, d.clone()),
+            Self::PreconditionFailed => (
+                S::PRECONDITION_FAILED,
+                ErrorCode::PreconditionFailed,
+                "The resource has changed since the If-Match version.".into(),
+            ),
+            Self::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                "The request body exceeds 65536 bytes.".into(),
+            ),
+            Self::UnsupportedMediaType(d) => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                d.clone(),
+            ),
+            Self::Validation(errors) => (
+                S::UNPROCESSABLE_ENTITY,
+                ErrorCode::ValidationFailed,
+                format!("{} field(s) are invalid.", errors.len()),
+            ),
+            Self::InvalidResetToken => (
+                S::BAD_REQUEST,
+                ErrorCode::InvalidResetToken,
+                "The reset token is invalid, expired or already used.".into(),
+            ),
+            Self::Overloaded => (
+                S::SERVICE_UNAVAILABLE,
+                ErrorCode::Overloaded,
+                "The server is busy; retry shortly.".into(),
+            ),
+            Self::Unavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "A dependency is unavailable; retry shortly.".into(),
+            ),
+            Self::Internal(_) => (
+                S::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "An unexpected error occurred.".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
+            Self::Unavailable(e) => tracing::warn!(error = %e, "dependency unavailable"),
+            _ => {}
+        }
+        let (status, code, detail) = self.parts();
+        let mut problem = Problem::new(code, status.as_u16(), detail);
+        if let Self::Validation(errors) = self {
+            problem = problem.with_errors(errors);
+        }
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match code {
+            ErrorCode::Unauthenticated => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ErrorCode::InvalidToken => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                );
+            }
+            ErrorCode::Overloaded | ErrorCode::Unavailable => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            if *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
+                let what = match db.constraint() {
+                    Some("users_username_key") => "username is already taken",
+                    Some("users_email_key") => "email is already registered",
+                    Some("roles_pkey") => "a role with this name already exists",
+                    _ => "the resource already exists",
+                };
+                return Self::Conflict(format!("The {what}."));
+            }
+            return Self::Internal(anyhow::Error::new(e));
+        }
+        if e.is_closed() || e.to_string().contains("connect") {
+            return Self::Unavailable(e.to_string());
+        }
+        Self::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

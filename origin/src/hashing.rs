@@ -1,0 +1,247 @@
+//! Argon2id password hashing off the async threads.
+//!
+//! A fixed set of OS threads (one per core by default) takes jobs from a bounded queue. When the
+//! queue is full the caller gets [`ApiError::Overloaded`] at once (503 + `Retry-After`) instead
+//! of unbounded latency. Jobs keep the caller's tracing span.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::oneshot;
+
+use crate::config::HashConfig;
+use crate::error::ApiError;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The outcome of checking a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub ok: bool,
+    /// A new hash with the current parameters, when the stored one used others.
+    pub rehash: Option<String>,
+}
+
+/// The hashing pool.
+#[derive(Debug)]
+pub struct Hasher {
+    tx: SyncSender<Job>,
+    params: Params,
+    dummy_hash: String,
+    queued: Arc<AtomicUsize>,
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn hash_with(params: &Params, password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(argon2(params)
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+impl Hasher {
+    pub fn new(cfg: &HashConfig) -> anyhow::Result<Self> {
+        let params = Params::new(cfg.m_kib, cfg.t, cfg.p, None)
+            .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
+        let (tx, rx) = sync_channel::<Job>(cfg.queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..cfg.workers {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || worker(&rx))?;
+        }
+        // Verified against for unknown users, so a failed login costs the same either way.
+        let dummy_hash = hash_with(&params, "dummy password for timing equalisation")
+            .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+        Ok(Self {
+            tx,
+            params,
+            dummy_hash,
+            queued: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Jobs waiting or running.
+    pub fn in_flight(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let (done_tx, done_rx) = oneshot::channel();
+        let span = tracing::Span::current();
+        let queued = Arc::clone(&self.queued);
+        let job: Job = Box::new(move || {
+            let _entered = span.enter();
+            let _ = done_tx.send(f());
+            queued.fetch_sub(1, Ordering::Relaxed);
+        });
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!("password hashing queue full");
+                return Err(ApiError::Overloaded);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err(ApiError::Internal(anyhow::anyhow!("hashing pool stopped")));
+            }
+        }
+        done_rx
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("hashing job dropped")))
+    }
+
+    /// Hashes `password` with the current parameters into a PHC string.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        let params = self.params.clone();
+        self.run(move || hash_with(&params, &password))
+            .await?
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing failed: {e}")))
+    }
+
+    /// Checks `password` against `stored`; with no stored hash, checks a dummy and fails.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<Verification, ApiError> {
+        let params = self.params.clone();
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
+        self.run(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
+                return Verification {
+                    ok: false,
+                    rehash: None,
+                };
+            };
+            let ok = argon2(&params)
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+                && known;
+            let outdated = Params::try_from(&parsed).map_or(true, |p| {
+                p.m_cost() != params.m_cost()
+                    || p.t_cost() != params.t_cost()
+                    || p.p_cost() != params.p_cost()
+            }) || parsed.algorithm.as_str() != "argon2id";
+            let rehash = if ok && outdated {
+                hash_with(&params, &password).ok()
+            } else {
+                None
+            };
+            Verification { ok, rehash }
+        })
+        .await
+    }
+}
+
+fn worker(rx: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(),
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(m_kib: u32, workers: usize, queue: usize) -> HashConfig {
+        HashConfig {
+            m_kib,
+            t: 1,
+            p: 1,
+            workers,
+            queue,
+        }
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_outdated_ones_are_rehashed() {
+        let old = Hasher::new(&cfg(64, 1, 4)).unwrap();
+        let hash = old.hash("correct horse battery".into()).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        let same = old
+            .verify("correct horse battery".into(), Some(hash.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            same,
+            Verification {
+                ok: true,
+                rehash: None
+            }
+        );
+        assert!(
+            !old.verify("wrong".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+                .ok
+        );
+
+        let new = Hasher::new(&cfg(128, 1, 4)).unwrap();
+        let v = new
+            .verify("correct horse battery".into(), Some(hash))
+            .await
+            .unwrap();
+        assert!(v.ok);
+        assert!(
+            v.rehash
+                .unwrap()
+                .starts_with("$argon2id$v=19$m=128,t=1,p=1$")
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_users_never_verify() {
+        let h = Hasher::new(&cfg(64, 1, 4)).unwrap();
+        let v = h
+            .verify("dummy password for timing equalisation".into(), None)
+            .await
+            .unwrap();
+        assert!(!v.ok);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_is_refused_at_once() {
+        let h = Arc::new(Hasher::new(&cfg(32 * 1024, 1, 1)).unwrap());
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let h = Arc::clone(&h);
+                tokio::spawn(async move { h.hash("some long password here".into()).await })
+            })
+            .collect();
+        let mut overloaded = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap(), Err(ApiError::Overloaded)) {
+                overloaded += 1;
+            }
+        }
+        assert!(
+            overloaded >= 1,
+            "one worker and a queue of one cannot take eight jobs at once"
+        );
+        assert!(overloaded <= 6);
+        assert_eq!(h.in_flight(), 0);
+    }
+}

@@ -1,0 +1,494 @@
+//! `/auth/*`: registration, login, refresh, logout and password reset.
+
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use users_core::fields::{DisplayName, Email, Username};
+use users_core::model::TokenResponse;
+use users_core::password::{self, Identity};
+use users_core::perms::USER_ROLE;
+use users_core::token::{AccessClaims, Audience};
+use uuid::Uuid;
+
+use super::Check;
+use crate::db::{self, GenericClient, audit::Event, tokens::Spend};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, Ctx, JsonBody, OptionalJsonBody, media_type, parse_json, read_body};
+use crate::state::{AppState, now};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/auth/password/reset", post(request_reset))
+        .route("/auth/password/reset/{token}", put(confirm_reset))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    display_name: Option<String>,
+}
+
+/// Validated identity fields of a new account.
+pub struct NewIdentity {
+    pub username: Username,
+    pub email: Email,
+    pub display_name: Option<DisplayName>,
+    pub password: String,
+}
+
+impl std::fmt::Debug for NewIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewIdentity")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Validates the fields every new account has, listing every problem at once.
+pub fn validate_new(
+    check: &mut Check,
+    username: Option<&str>,
+    email: Option<&str>,
+    password: Option<&str>,
+    display_name: Option<&str>,
+) -> Option<NewIdentity> {
+    let username = check
+        .required("username", username)
+        .and_then(|u| check.field("username", Username::parse(u)));
+    let email = check
+        .required("email", email)
+        .and_then(|e| check.field("email", Email::parse(e)));
+    let display_name = match display_name {
+        Some(d) => Some(check.field("display_name", DisplayName::parse(d))?),
+        None => None,
+    };
+    let password = check.required("password", password)?;
+    let (username, email) = (username?, email?);
+    let identity = Identity {
+        username: username.as_str(),
+        email: email.as_str(),
+        display_name: display_name.as_ref().map(DisplayName::as_str),
+    };
+    check.field("password", password::check(password, identity))?;
+    Some(NewIdentity {
+        username,
+        email,
+        display_name,
+        password: password.to_owned(),
+    })
+}
+
+/// `POST /auth/register`: self-registration with the `user` role.
+async fn register(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody<RegisterBody>,
+) -> ApiResult<Response> {
+    if !state.config.allow_registration {
+        return Err(ApiError::RegistrationDisabled);
+    }
+    let mut check = Check::default();
+    let new = validate_new(
+        &mut check,
+        body.username.as_deref(),
+        body.email.as_deref(),
+        body.password.as_deref(),
+        body.display_name.as_deref(),
+    );
+    check.finish()?;
+    let new =
+        new.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("validated identity missing")))?;
+    let hash = state.hasher.hash(new.password.clone()).await?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let id = db::users::insert(
+        &tx,
+        &db::users::NewUser {
+            username: new.username.as_str(),
+            email: new.email.as_str(),
+            display_name: new.display_name.as_ref().map(DisplayName::as_str),
+            password_hash: &hash,
+            is_active: true,
+        },
+    )
+    .await?;
+    db::users::set_roles(&tx, id, &[USER_ROLE.to_owned()]).await?;
+    db::audit::record(
+        &tx,
+        &ctx,
+        Event {
+            action: "user.registered",
+            actor: Some(id),
+            target: Some(id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    let user = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    Ok(super::users::created(&user.view()))
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginJson {
+    login: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: Option<String>,
+    password: Option<String>,
+    grant_type: Option<String>,
+}
+
+/// `POST /auth/login`: JSON `{login, password}` or the OAuth2 password form.
+async fn login(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    req: Request,
+) -> ApiResult<Json<TokenResponse>> {
+    let media = media_type(req.headers());
+    let bytes = read_body(req, &state).await?;
+    let (login, password) = match media.as_deref() {
+        Some("application/json") => {
+            let b: LoginJson = parse_json(&bytes)?;
+            (b.login, b.password)
+        }
+        Some("application/x-www-form-urlencoded") => {
+            let f: LoginForm = serde_urlencoded::from_bytes(&bytes)
+                .map_err(|_| ApiError::Malformed("The form body could not be read.".into()))?;
+            if f.grant_type.as_deref().is_some_and(|g| g != "password") {
+                return Err(ApiError::validation("grant_type", "must be \"password\""));
+            }
+            (f.username, f.password)
+        }
+        _ => {
+            return Err(ApiError::UnsupportedMediaType(
+                "Send application/json or application/x-www-form-urlencoded.".into(),
+            ));
+        }
+    };
+    let mut check = Check::default();
+    let login = check
+        .required("login", login.as_deref().filter(|l| !l.is_empty()))
+        .map(str::to_owned);
+    let password = check
+        .required("password", password.as_deref())
+        .map(str::to_owned);
+    check.finish()?;
+    let (login, password) = (login.unwrap_or_default(), password.unwrap_or_default());
+    if login.len() > 320 || password.chars().count() > password::PASSWORD_MAX * 4 {
+        return Err(ApiError::InvalidCredentials);
+    }
+
+    let client = state.db.get().await?;
+    let found = db::users::get_by_login(&client, &login).await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let verification = state.hasher.verify(password, hash).await?;
+    let Some(user) = user.filter(|u| verification.ok && u.is_active) else {
+        db::audit::record(
+            &client,
+            &ctx,
+            Event {
+                action: "login.failed",
+                actor: None,
+                target: None,
+                details: json!({"login": login}),
+            },
+        )
+        .await?;
+        return Err(ApiError::InvalidCredentials);
+    };
+    if let Some(rehash) = verification.rehash {
+        db::users::set_password(&client, user.id, &rehash).await?;
+    }
+    let tokens = issue_tokens(&state, &client, user.id, Uuid::now_v7()).await?;
+    db::audit::record(
+        &client,
+        &ctx,
+        Event {
+            action: "login.succeeded",
+            actor: Some(user.id),
+            target: Some(user.id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(Json(tokens))
+}
+
+/// Signs an access token for `user_id` with its current roles, permissions and security
+/// version, and stores a new refresh token in `family`.
+pub async fn issue_tokens(
+    state: &AppState,
+    db: &impl GenericClient,
+    user_id: Uuid,
+    family: Uuid,
+) -> ApiResult<TokenResponse> {
+    let user = db::users::get(db, user_id)
+        .await?
+        .ok_or(ApiError::InvalidGrant)?;
+    let principal = db::users::principal(db, user_id)
+        .await?
+        .ok_or(ApiError::InvalidGrant)?;
+    let claims = AccessClaims {
+        iss: state.config.tokens.issuer.clone(),
+        aud: Audience::One(state.config.tokens.audience.clone()),
+        sub: user_id,
+        jti: Uuid::now_v7().to_string(),
+        roles: user.roles.clone(),
+        perms: principal.perms.into_iter().collect(),
+        sv: user.security_version,
+    };
+    let ttl = state.config.tokens.access_ttl;
+    let access_token = state.keys.signer.sign(claims, now(), ttl);
+    let (refresh_token, digest) = db::tokens::generate();
+    db::tokens::insert_refresh(
+        db,
+        user_id,
+        family,
+        &digest,
+        state.config.tokens.refresh_ttl,
+    )
+    .await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        refresh_token,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+/// `POST /auth/refresh`: rotates the refresh token; replaying a spent one revokes its family.
+async fn refresh(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody<RefreshBody>,
+) -> ApiResult<Json<TokenResponse>> {
+    let mut check = Check::default();
+    let token = check
+        .required("refresh_token", body.refresh_token.as_deref())
+        .map(str::to_owned);
+    check.finish()?;
+    let token = token.unwrap_or_default();
+    if token.len() > 128 {
+        return Err(ApiError::InvalidGrant);
+    }
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let spend = db::tokens::spend_refresh(&tx, &db::tokens::digest(&token)).await?;
+    let (user_id, family) = match spend {
+        Spend::Spent { user_id, family_id } => (user_id, family_id),
+        Spend::Reused => {
+            db::audit::record(
+                &tx,
+                &ctx,
+                Event {
+                    action: "refresh.reused",
+                    actor: None,
+                    target: None,
+                    details: json!({}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(ApiError::InvalidGrant);
+        }
+        Spend::Invalid => return Err(ApiError::InvalidGrant),
+    };
+    let active = db::users::get(&tx, user_id)
+        .await?
+        .is_some_and(|u| u.is_active);
+    if !active {
+        return Err(ApiError::InvalidGrant);
+    }
+    let tokens = issue_tokens(&state, &tx, user_id, family).await?;
+    tx.commit().await?;
+    Ok(Json(tokens))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogoutBody {
+    refresh_token: Option<String>,
+    all: Option<bool>,
+}
+
+/// `POST /auth/logout`: ends one session (its refresh family) or, with `all`, every session
+/// and every outstanding access token.
+async fn logout(
+    State(state): State<AppState>,
+    auth: Auth,
+    OptionalJsonBody(body): OptionalJsonBody<LogoutBody>,
+) -> ApiResult<StatusCode> {
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    if body.all == Some(true) {
+        db::users::bump_security(&tx, auth.user_id).await?;
+        db::tokens::revoke_all_refresh(&tx, auth.user_id).await?;
+        db::audit::record(
+            &tx,
+            &auth.ctx,
+            Event {
+                action: "logout.all",
+                actor: Some(auth.user_id),
+                target: Some(auth.user_id),
+                details: json!({}),
+            },
+        )
+        .await?;
+    } else if let Some(token) = body.refresh_token.filter(|t| t.len() <= 128) {
+        db::tokens::revoke_family_of(&tx, auth.user_id, &db::tokens::digest(&token)).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetRequestBody {
+    email: Option<String>,
+}
+
+/// `POST /auth/password/reset`: always `202` with the same body. The look-up and the mail
+/// happen after the response, so timing says nothing about whether the address is known.
+async fn request_reset(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody<ResetRequestBody>,
+) -> ApiResult<Response> {
+    let mut check = Check::default();
+    let email = check
+        .required("email", body.email.as_deref())
+        .and_then(|e| check.field("email", Email::parse(e)));
+    check.finish()?;
+    if let Some(email) = email {
+        tokio::spawn(async move {
+            if let Err(e) = send_reset(&state, &ctx, &email).await {
+                tracing::warn!(error = %e, "password reset request failed");
+            }
+        });
+    }
+    let body = json!({"detail": "If an account with that email address exists, a reset link has been sent to it."});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+async fn send_reset(state: &AppState, ctx: &Ctx, email: &Email) -> ApiResult<()> {
+    let mut client = state.db.get().await?;
+    let Some(user) = db::users::get_by_email(&client, email.as_str())
+        .await?
+        .filter(|u| u.is_active)
+    else {
+        return Ok(());
+    };
+    let (token, digest) = db::tokens::generate();
+    let ttl = state.config.password_reset_ttl;
+    let link = format!("{}/auth/password/reset/{token}", state.config.public_url);
+    let body = format!(
+        "Hello {},\n\nSomeone asked to reset the password of your account. If it was you, set a new \
+         password within {} minutes by sending it to this address (HTTP PUT with {{\"password\": \"...\"}}):\n\n\
+         {link}\n\nReset token: {token}\n\nIf it was not you, ignore this message: your password stays as it is.\n",
+        user.username,
+        (ttl + 59) / 60
+    );
+    let tx = client.transaction().await?;
+    db::tokens::insert_reset(&tx, user.id, &digest, ttl).await?;
+    db::outbox::enqueue(&tx, &user.email, "Reset your password", &body).await?;
+    db::audit::record(
+        &tx,
+        ctx,
+        Event {
+            action: "password.reset_requested",
+            actor: None,
+            target: Some(user.id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.mail_ready.notify_one();
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetConfirmBody {
+    password: Option<String>,
+}
+
+/// `PUT /auth/password/reset/{token}`: sets a new password, spends the token and revokes every
+/// session and access token of the user.
+async fn confirm_reset(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+    JsonBody(body): JsonBody<ResetConfirmBody>,
+) -> ApiResult<StatusCode> {
+    if token.len() > 128 {
+        return Err(ApiError::InvalidResetToken);
+    }
+    let digest = db::tokens::digest(&token);
+    let mut client = state.db.get().await?;
+    let user_id = db::tokens::find_reset(&client, &digest)
+        .await?
+        .ok_or(ApiError::InvalidResetToken)?;
+    let user = db::users::get(&client, user_id)
+        .await?
+        .ok_or(ApiError::InvalidResetToken)?;
+    let mut check = Check::default();
+    let password = check.required("password", body.password.as_deref());
+    if let Some(p) = password {
+        let identity = Identity {
+            username: &user.username,
+            email: &user.email,
+            display_name: user.display_name.as_deref(),
+        };
+        check.field("password", password::check(p, identity));
+    }
+    check.finish()?;
+    let hash = state
+        .hasher
+        .hash(password.unwrap_or_default().to_owned())
+        .await?;
+    let tx = client.transaction().await?;
+    if !db::tokens::spend_reset(&tx, &digest, user_id).await? {
+        return Err(ApiError::InvalidResetToken);
+    }
+    db::users::set_password(&tx, user_id, &hash).await?;
+    db::users::bump_security(&tx, user_id).await?;
+    db::tokens::revoke_all_refresh(&tx, user_id).await?;
+    db::audit::record(
+        &tx,
+        &ctx,
+        Event {
+            action: "password.reset",
+            actor: Some(user_id),
+            target: Some(user_id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,111 @@
+//! HTTP routes: one `router()` per resource, merged in [`router`].
+
+pub mod auth;
+pub mod ops;
+pub mod roles;
+pub mod users;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use users_core::problem::FieldProblem;
+
+use crate::error::ApiError;
+use crate::extract::BODY_LIMIT;
+use crate::state::AppState;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(roles::router())
+        .merge(ops::router())
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Collects field problems so one response lists every bad field.
+#[derive(Debug, Default)]
+pub struct Check {
+    errors: Vec<FieldProblem>,
+}
+
+impl Check {
+    /// A required field.
+    pub fn required<'a>(&mut self, name: &str, value: Option<&'a str>) -> Option<&'a str> {
+        if value.is_none() {
+            self.errors.push(FieldProblem::new(name, "is required"));
+        }
+        value
+    }
+
+    /// Keeps the parsed value, or records why it failed.
+    pub fn field<T, E: std::fmt::Display>(
+        &mut self,
+        name: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        result
+            .map_err(|e| self.errors.push(FieldProblem::new(name, e)))
+            .ok()
+    }
+
+    pub fn fail(&mut self, name: &str, detail: impl std::fmt::Display) {
+        self.errors.push(FieldProblem::new(name, detail));
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+/// A JSON response with an `ETag` (and optional `Location`).
+pub fn with_etag(
+    status: axum::http::StatusCode,
+    etag: &str,
+    body: impl serde::Serialize,
+) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// Whether an `If-None-Match` / `If-Match` header value lists `etag` (or `*`).
+pub fn etag_matches(header_value: &str, etag: &str) -> bool {
+    header_value
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_lists_are_matched() {
+        assert!(etag_matches("\"a-1\"", "\"a-1\""));
+        assert!(etag_matches("\"x\", W/\"a-1\"", "\"a-1\""));
+        assert!(etag_matches("*", "\"a-1\""));
+        assert!(!etag_matches("\"a-2\"", "\"a-1\""));
+    }
+}

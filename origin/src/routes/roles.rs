@@ -1,0 +1,237 @@
+//! `/roles`: role-based access control with custom roles. Built-in roles are fixed.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use users_core::fields::{ROLE_DESCRIPTION_MAX, RoleName};
+use users_core::model::RoleView;
+use users_core::perms::Permission;
+
+use super::Check;
+use crate::db::{self, audit::Event};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, JsonBody, from_value, media_type, parse_json, read_body};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/roles", get(list_roles).post(create_role))
+        .route(
+            "/roles/{name}",
+            get(get_role).patch(update_role).delete(delete_role),
+        )
+}
+
+fn require(auth: &Auth, perm: Permission) -> ApiResult<()> {
+    if auth.has(perm) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "This requires the {perm} permission."
+        )))
+    }
+}
+
+async fn list_roles(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
+    require(&auth, Permission::RolesRead)?;
+    let client = state.db.get().await?;
+    Ok(Json(json!({"items": db::roles::list(&client).await?})))
+}
+
+async fn get_role(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<RoleView>> {
+    require(&auth, Permission::RolesRead)?;
+    let client = state.db.get().await?;
+    Ok(Json(
+        db::roles::get(&client, &name)
+            .await?
+            .ok_or(ApiError::NotFound)?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    name: Option<String>,
+    description: Option<String>,
+    permissions: Option<Vec<String>>,
+    #[serde(default, rename = "builtin")]
+    _builtin: Option<Value>,
+}
+
+fn validate(check: &mut Check, description: &str, permissions: &[String]) -> Vec<Permission> {
+    if description.chars().count() > ROLE_DESCRIPTION_MAX
+        || description.chars().any(char::is_control)
+    {
+        check.fail(
+            "description",
+            format!(
+                "must be at most {ROLE_DESCRIPTION_MAX} characters, without control characters"
+            ),
+        );
+    }
+    let mut perms = Vec::new();
+    for p in permissions {
+        match Permission::parse(p) {
+            Some(p) => perms.push(p),
+            None => check.fail("permissions", format!("unknown permission {p:?}")),
+        }
+    }
+    perms.sort();
+    perms.dedup();
+    perms
+}
+
+async fn create_role(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody<RoleBody>,
+) -> ApiResult<Response> {
+    require(&auth, Permission::RolesManage)?;
+    let mut check = Check::default();
+    let name = check
+        .required("name", body.name.as_deref())
+        .and_then(|n| check.field("name", RoleName::parse(n)));
+    let description = body.description.unwrap_or_default();
+    let permissions = validate(
+        &mut check,
+        &description,
+        &body.permissions.unwrap_or_default(),
+    );
+    check.finish()?;
+    let name = name.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("validated name missing")))?;
+    let role = RoleView {
+        name: name.as_str().to_owned(),
+        description,
+        permissions,
+        builtin: false,
+    };
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    db::roles::insert(&tx, &role).await?;
+    db::audit::record(
+        &tx,
+        &auth.ctx,
+        Event {
+            action: "role.created",
+            actor: Some(auth.user_id),
+            target: None,
+            details: json!({"role": role.name, "permissions": role.permissions}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let mut res = (StatusCode::CREATED, Json(&role)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/roles/{}", role.name)) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// `PATCH /roles/{name}`: JSON Merge Patch of `description` and `permissions`.
+async fn update_role(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult<Json<RoleView>> {
+    require(&auth, Permission::RolesManage)?;
+    if !matches!(
+        media_type(req.headers()).as_deref(),
+        Some("application/merge-patch+json" | "application/json")
+    ) {
+        return Err(ApiError::UnsupportedMediaType(
+            "Send the body as application/merge-patch+json.".into(),
+        ));
+    }
+    let bytes = read_body(req, &state).await?;
+    let patch: Value = parse_json(&bytes)?;
+    if !patch.is_object() {
+        return Err(ApiError::validation("body", "must be a JSON object"));
+    }
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let current = db::roles::get(&tx, &name)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut doc = serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.into()))?;
+    users_core::patch::merge(&mut doc, &patch);
+    let desired: RoleBody = from_value(doc)?;
+    if desired.name.as_deref() != Some(current.name.as_str()) {
+        return Err(ApiError::forbidden("The field name is read-only."));
+    }
+    let mut check = Check::default();
+    let description = desired.description.unwrap_or_default();
+    let permissions = validate(
+        &mut check,
+        &description,
+        &desired.permissions.unwrap_or_default(),
+    );
+    check.finish()?;
+    let perms_changed = permissions != current.permissions;
+    if current.builtin && perms_changed {
+        return Err(ApiError::forbidden(
+            "The permissions of built-in roles cannot be changed.",
+        ));
+    }
+    let updated = RoleView {
+        permissions,
+        description,
+        ..current.clone()
+    };
+    db::roles::update(&tx, &updated).await?;
+    if perms_changed {
+        db::roles::bump_holders(&tx, &name).await?;
+    }
+    db::audit::record(
+        &tx,
+        &auth.ctx,
+        Event {
+            action: "role.updated",
+            actor: Some(auth.user_id),
+            target: None,
+            details: json!({"role": name, "permissions": updated.permissions}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(updated))
+}
+
+async fn delete_role(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    require(&auth, Permission::RolesManage)?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let role = db::roles::get(&tx, &name)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if role.builtin {
+        return Err(ApiError::forbidden("Built-in roles cannot be deleted."));
+    }
+    db::roles::bump_holders(&tx, &name).await?;
+    db::roles::delete(&tx, &name).await?;
+    db::audit::record(
+        &tx,
+        &auth.ctx,
+        Event {
+            action: "role.deleted",
+            actor: Some(auth.user_id),
+            target: None,
+            details: json!({"role": name}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

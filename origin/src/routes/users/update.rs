@@ -1,0 +1,388 @@
+//! `PUT` and `PATCH /users/{id}`: both become "the document as it should be", then one plan.
+//!
+//! The plan compares the desired document with the current one: read-only fields must not
+//! change (`403`), roles and `is_active` need `users:update` (`403`), everything is validated
+//! (`422`), and `If-Match` is checked against the locked row (`412`). A password change,
+//! role change or deactivation revokes the user's tokens.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use users_core::fields::{DisplayName, Email, Username};
+use users_core::model::UserView;
+use users_core::password::{self, Identity};
+use users_core::perms::Permission;
+use uuid::Uuid;
+
+use super::{authorize, check_grantable, guard_last_admin, parse_id};
+use crate::db::{self, audit::Event};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, from_value, media_type, parse_json, read_body};
+use crate::routes::{Check, etag_matches, with_etag};
+use crate::state::AppState;
+
+/// Fields clients can see but never set.
+const READ_ONLY: [&str; 4] = ["id", "created_at", "updated_at", "version"];
+
+/// The request's secret fields, kept out of the document.
+#[derive(Debug, Default)]
+struct Secrets {
+    password: Option<String>,
+    current_password: Option<String>,
+}
+
+fn take_secrets(body: &mut Map<String, Value>) -> ApiResult<Secrets> {
+    let mut take = |name: &str| match body.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::validation(name, "must be a string")),
+    };
+    Ok(Secrets {
+        password: take("password")?,
+        current_password: take("current_password")?,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Desired {
+    username: String,
+    email: String,
+    display_name: Option<String>,
+    roles: Vec<String>,
+    is_active: bool,
+    #[serde(rename = "id")]
+    _id: Value,
+    #[serde(rename = "created_at")]
+    _created_at: Value,
+    #[serde(rename = "updated_at")]
+    _updated_at: Value,
+    #[serde(rename = "version")]
+    _version: Value,
+}
+
+/// A validated change.
+struct Plan {
+    username: Username,
+    email: Email,
+    display_name: Option<DisplayName>,
+    roles: Vec<String>,
+    is_active: bool,
+}
+
+impl Plan {
+    fn roles_changed(&self, current: &UserView) -> bool {
+        let mut now = current.roles.clone();
+        now.sort();
+        now != self.roles
+    }
+}
+
+fn plan(auth: &Auth, current: &UserView, desired: Value) -> ApiResult<Plan> {
+    let before = serde_json::to_value(current).map_err(|e| ApiError::Internal(e.into()))?;
+    for field in READ_ONLY {
+        if desired.get(field) != before.get(field) {
+            return Err(ApiError::forbidden(format!(
+                "The field {field} is read-only."
+            )));
+        }
+    }
+    let desired: Desired = from_value(desired)?;
+    let mut roles = desired.roles.clone();
+    roles.sort();
+    roles.dedup();
+    let mut now_roles = current.roles.clone();
+    now_roles.sort();
+    if (roles != now_roles || desired.is_active != current.is_active)
+        && !auth.has(Permission::UsersUpdate)
+    {
+        return Err(ApiError::forbidden(
+            "Changing roles or is_active requires the users:update permission.",
+        ));
+    }
+    let mut check = Check::default();
+    let username = check.field("username", Username::parse(&desired.username));
+    let email = check.field("email", Email::parse(&desired.email));
+    let display_name = match desired.display_name.as_deref() {
+        Some(d) => check.field("display_name", DisplayName::parse(d)).map(Some),
+        None => Some(None),
+    };
+    check.finish()?;
+    match (username, email, display_name) {
+        (Some(username), Some(email), Some(display_name)) => Ok(Plan {
+            username,
+            email,
+            display_name,
+            roles,
+            is_active: desired.is_active,
+        }),
+        _ => Err(ApiError::Internal(anyhow::anyhow!(
+            "validated fields missing"
+        ))),
+    }
+}
+
+fn current_doc(view: &UserView) -> ApiResult<Map<String, Value>> {
+    match serde_json::to_value(view).map_err(|e| ApiError::Internal(e.into()))? {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::Internal(anyhow::anyhow!(
+            "user view is not an object"
+        ))),
+    }
+}
+
+/// How a request body turns the current document into the desired one.
+#[derive(Clone, Copy)]
+enum Mode {
+    Replace,
+    Merge,
+}
+
+fn desired_doc(mode: Mode, current: &UserView, body: &Map<String, Value>) -> ApiResult<Value> {
+    let mut doc = current_doc(current)?;
+    match mode {
+        Mode::Merge => {
+            let mut value = Value::Object(doc);
+            users_core::patch::merge(&mut value, &Value::Object(body.clone()));
+            // Merge patch deletes members set to null; absent fields mean "null" here.
+            if let Value::Object(map) = &mut value {
+                map.entry("display_name").or_insert(Value::Null);
+            }
+            Ok(value)
+        }
+        Mode::Replace => {
+            let mut check = Check::default();
+            check.required("username", body.get("username").map(|_| ""));
+            check.required("email", body.get("email").map(|_| ""));
+            check.finish()?;
+            doc.insert("display_name".into(), Value::Null);
+            for (k, v) in body {
+                doc.insert(k.clone(), v.clone());
+            }
+            Ok(Value::Object(doc))
+        }
+    }
+}
+
+async fn read_object(req: Request, state: &AppState, mode: Mode) -> ApiResult<Map<String, Value>> {
+    let media = media_type(req.headers());
+    let ok = match mode {
+        Mode::Merge => matches!(
+            media.as_deref(),
+            Some("application/merge-patch+json" | "application/json")
+        ),
+        Mode::Replace => media.as_deref() == Some("application/json"),
+    };
+    if !ok {
+        let expected = match mode {
+            Mode::Merge => "application/merge-patch+json or application/json",
+            Mode::Replace => "application/json",
+        };
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Send the body as {expected}."
+        )));
+    }
+    let bytes = read_body(req, state).await?;
+    match parse_json::<Value>(&bytes)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::validation("body", "must be a JSON object")),
+    }
+}
+
+/// `PUT /users/{id}`: replaces the mutable fields.
+pub async fn put_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    authorize(&auth, id, Permission::UsersUpdate)?;
+    let headers = req.headers().clone();
+    let body = read_object(req, &state, Mode::Replace).await?;
+    update(state, auth, id, headers, body, Mode::Replace).await
+}
+
+/// `PATCH /users/{id}`: JSON Merge Patch (RFC 7396).
+pub async fn patch_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    authorize(&auth, id, Permission::UsersUpdate)?;
+    let headers = req.headers().clone();
+    let body = read_object(req, &state, Mode::Merge).await?;
+    update(state, auth, id, headers, body, Mode::Merge).await
+}
+
+fn check_if_match(headers: &HeaderMap, view: &UserView) -> ApiResult<()> {
+    match headers
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or_default())
+    {
+        Some(v) if !etag_matches(v, &view.etag()) => Err(ApiError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+async fn update(
+    state: AppState,
+    auth: Auth,
+    id: Uuid,
+    headers: HeaderMap,
+    mut body: Map<String, Value>,
+    mode: Mode,
+) -> ApiResult<Response> {
+    let secrets = take_secrets(&mut body)?;
+    let mut client = state.db.get().await?;
+    let current = db::users::get(&client, id)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .view();
+    check_if_match(&headers, &current)?;
+    let first = plan(&auth, &current, desired_doc(mode, &current, &body)?)?;
+
+    // Password work happens before the row is locked: hashing is slow.
+    let new_hash = match &secrets.password {
+        None => None,
+        Some(new_password) => {
+            let identity = Identity {
+                username: first.username.as_str(),
+                email: first.email.as_str(),
+                display_name: first.display_name.as_ref().map(DisplayName::as_str),
+            };
+            password::check(new_password, identity)
+                .map_err(|e| ApiError::validation("password", e))?;
+            if auth.is(id) {
+                let Some(current_password) = secrets.current_password.clone() else {
+                    return Err(ApiError::validation(
+                        "current_password",
+                        "is required to change your password",
+                    ));
+                };
+                let stored = db::users::password_hash(&client, id).await?;
+                if !state.hasher.verify(current_password, stored).await?.ok {
+                    return Err(ApiError::forbidden("The current password is incorrect."));
+                }
+            }
+            Some(state.hasher.hash(new_password.clone()).await?)
+        }
+    };
+    let added: Vec<String> = first
+        .roles
+        .iter()
+        .filter(|r| !current.roles.contains(r))
+        .cloned()
+        .collect();
+    if !added.is_empty() {
+        check_grantable(&client, &auth, &added).await?;
+    }
+
+    let tx = client.transaction().await?;
+    let locked = db::users::get_for_update(&tx, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let locked_view = locked.view();
+    check_if_match(&headers, &locked_view)?;
+    let plan = plan(&auth, &locked_view, desired_doc(mode, &locked_view, &body)?)?;
+    let roles_changed = plan.roles_changed(&locked_view);
+    let deactivated = locked.is_active && !plan.is_active;
+    if deactivated
+        || (roles_changed
+            && !plan
+                .roles
+                .iter()
+                .any(|r| r == users_core::perms::ADMIN_ROLE))
+    {
+        guard_last_admin(&tx, &locked).await?;
+    }
+    if roles_changed {
+        let unknown: Vec<String> = plan
+            .roles
+            .iter()
+            .filter(|r| !locked.roles.contains(r))
+            .cloned()
+            .collect();
+        check_grantable(&tx, &auth, &unknown).await?;
+    }
+    let revoke = new_hash.is_some() || roles_changed || deactivated;
+    db::users::update(
+        &tx,
+        id,
+        &db::users::Update {
+            username: plan.username.as_str(),
+            email: plan.email.as_str(),
+            display_name: plan.display_name.as_ref().map(DisplayName::as_str),
+            is_active: plan.is_active,
+            password_hash: new_hash.as_deref(),
+            bump_security: revoke,
+        },
+    )
+    .await?;
+    if roles_changed {
+        db::users::set_roles(&tx, id, &plan.roles).await?;
+    }
+    if revoke {
+        db::tokens::revoke_all_refresh(&tx, id).await?;
+    }
+    let ctx = &auth.ctx;
+    let actor = Some(auth.user_id);
+    db::audit::record(
+        &tx,
+        ctx,
+        Event {
+            action: "user.updated",
+            actor,
+            target: Some(id),
+            details: json!({"fields": body.keys().collect::<Vec<_>>()}),
+        },
+    )
+    .await?;
+    if new_hash.is_some() {
+        db::audit::record(
+            &tx,
+            ctx,
+            Event {
+                action: "password.changed",
+                actor,
+                target: Some(id),
+                details: json!({}),
+            },
+        )
+        .await?;
+    }
+    if deactivated {
+        db::audit::record(
+            &tx,
+            ctx,
+            Event {
+                action: "user.deactivated",
+                actor,
+                target: Some(id),
+                details: json!({}),
+            },
+        )
+        .await?;
+    }
+    if roles_changed {
+        db::audit::record(
+            &tx,
+            ctx,
+            Event {
+                action: "roles.changed",
+                actor,
+                target: Some(id),
+                details: json!({"from": locked.roles, "to": plan.roles}),
+            },
+        )
+        .await?;
+    }
+    let updated = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    let view = updated.view();
+    Ok(with_etag(StatusCode::OK, &view.etag(), &view))
+}

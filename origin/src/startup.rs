@@ -1,0 +1,193 @@
+//! Building and running the service: pool, migrations, keys, admin bootstrap, listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use users_core::fields::{Email, Username};
+use users_core::password::{self, Identity};
+use users_core::perms::ADMIN_ROLE;
+use users_core::token::Expectations;
+
+use crate::config::Config;
+use crate::db;
+use crate::hashing::Hasher;
+use crate::state::AppState;
+
+/// A bound, ready-to-serve origin.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+fn pool(config: &Config) -> anyhow::Result<Pool> {
+    let pg: tokio_postgres::Config = config.database_url.expose().parse()?;
+    let manager = Manager::from_config(
+        pg,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(config.database_pool_size)
+        .wait_timeout(Some(std::time::Duration::from_secs(5)))
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()?)
+}
+
+/// Applies pending migrations over a dedicated connection.
+pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
+    let (mut client, connection) =
+        tokio_postgres::connect(config.database_url.expose(), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;
+    let task = tokio::spawn(connection);
+    let applied = users_migrations::run(&mut client).await?;
+    drop(client);
+    let _ = task.await;
+    for name in &applied {
+        tracing::info!(migration = %name, "migration applied");
+    }
+    Ok(applied)
+}
+
+impl Application {
+    /// Connects, migrates, bootstraps the admin and binds `LISTEN_ADDR`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        migrate(&config).await?;
+        let keys = crate::keys::load(&config.keys)?;
+        let hasher = Hasher::new(&config.hashing)?;
+        let expect = Expectations {
+            issuer: config.tokens.issuer.clone(),
+            audience: config.tokens.audience.clone(),
+        };
+        let state = AppState {
+            db: pool(&config)?,
+            hasher: Arc::new(hasher),
+            keys: Arc::new(keys),
+            expect: Arc::new(expect),
+            mail_ready: Arc::new(Notify::new()),
+            config: Arc::new(config),
+        };
+        bootstrap_admin(&state).await?;
+        let listener = TcpListener::bind(state.config.listen_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", state.config.listen_addr))?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.listen_addr)
+    }
+
+    /// Serves until SIGTERM or ctrl-c, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_with_shutdown(shutdown_signal()).await
+    }
+
+    /// Serves until `signal` completes.
+    pub async fn run_with_shutdown(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let mail = crate::mail::spawn_sender(self.state.clone())?;
+        let app = crate::routes::router(self.state);
+        tracing::info!(addr = %self.listener.local_addr()?, "listening");
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await?;
+        if let Some(mail) = mail {
+            mail.abort();
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+/// Creates the configured admin if no user has that username or email. Idempotent.
+async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
+    let Some(admin) = &state.config.admin else {
+        return Ok(());
+    };
+    let username =
+        Username::parse(&admin.username).map_err(|e| anyhow::anyhow!("ADMIN_USERNAME {e}"))?;
+    let email = Email::parse(&admin.email).map_err(|e| anyhow::anyhow!("ADMIN_EMAIL {e}"))?;
+    let identity = Identity {
+        username: username.as_str(),
+        email: email.as_str(),
+        display_name: None,
+    };
+    password::check(admin.password.expose(), identity)
+        .map_err(|e| anyhow::anyhow!("ADMIN_PASSWORD {e}"))?;
+    let mut client = state.db.get().await?;
+    if db::users::get_by_login(&client, username.as_str())
+        .await?
+        .is_some()
+        || db::users::get_by_email(&client, email.as_str())
+            .await?
+            .is_some()
+    {
+        tracing::info!(username = %username, "admin account present");
+        return Ok(());
+    }
+    let hash = state
+        .hasher
+        .hash(admin.password.expose().clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tx = client.transaction().await?;
+    let new = db::users::NewUser {
+        username: username.as_str(),
+        email: email.as_str(),
+        display_name: Some("Administrator"),
+        password_hash: &hash,
+        is_active: true,
+    };
+    let id = match db::users::insert(&tx, &new).await {
+        Ok(id) => id,
+        // Another replica created it meanwhile.
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    db::users::set_roles(&tx, id, &[ADMIN_ROLE.to_owned()]).await?;
+    tx.commit().await?;
+    tracing::info!(username = %username, "admin account created");
+    Ok(())
+}

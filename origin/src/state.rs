@@ -1,0 +1,27 @@
+//! Shared application state, handed to handlers through `State<AppState>`.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use tokio::sync::Notify;
+use users_core::token::Expectations;
+
+use crate::config::Config;
+use crate::hashing::Hasher;
+use crate::keys::Keys;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Pool,
+    pub config: Arc<Config>,
+    pub hasher: Arc<Hasher>,
+    pub keys: Arc<Keys>,
+    pub expect: Arc<Expectations>,
+    /// Woken when mail is written to the outbox.
+    pub mail_ready: Arc<Notify>,
+}
+
+/// The current time in Unix seconds.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

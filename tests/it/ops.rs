@@ -1,0 +1,276 @@
+//! Operations: probes, metrics and docs, request ids, configuration validation, the admin
+//! bootstrap, several replicas over one database, and sabotage (database or SMTP gone).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    PG_BASE, assert_invalid_token, assert_problem, connect, header, http_client, json_body,
+    random_seed, spawn_app, spawn_app_with, use_signing_seed,
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_and_readyz_are_ok() {
+    let app = spawn_app().await;
+
+    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+    assert_eq!(app.get("/readyz").send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_exposed_for_prometheus() {
+    let app = spawn_app().await;
+    app.get("/healthz").send().await.unwrap();
+
+    let resp = app.get("/metrics").send().await.unwrap();
+
+    assert_eq!(resp.status(), 200);
+    assert!(header(&resp, "content-type").is_some_and(|c| c.starts_with("text/plain")));
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("# TYPE"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_and_docs_are_served() {
+    let app = spawn_app().await;
+
+    let spec: Value = json_body(app.get("/openapi.json").send().await.unwrap(), 200).await;
+    assert!(
+        spec["openapi"].as_str().is_some_and(|v| v.starts_with('3')),
+        "{}",
+        spec["openapi"]
+    );
+    for path in ["/auth/login", "/users", "/users/{id}", "/roles"] {
+        assert!(spec["paths"].get(path).is_some(), "{path} documented");
+    }
+    let docs = app.get("/docs").send().await.unwrap();
+    let docs = if docs.status().is_redirection() {
+        let to = header(&docs, "location").expect("a redirect target");
+        app.get(&to).send().await.unwrap()
+    } else {
+        docs
+    };
+    assert_eq!(docs.status(), 200);
+    assert!(header(&docs, "content-type").is_some_and(|c| c.starts_with("text/html")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_response_carries_a_request_id_and_a_client_one_is_echoed() {
+    let app = spawn_app().await;
+
+    let generated = app.get("/healthz").send().await.unwrap();
+    let other = app.get("/no/such/route").send().await.unwrap();
+    let mine = app
+        .get("/healthz")
+        .header("x-request-id", "trace-0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+
+    let a = header(&generated, "x-request-id").expect("a request id on 200");
+    let b = header(&other, "x-request-id").expect("a request id on 404");
+    assert!(!a.is_empty());
+    assert_ne!(a, b, "unique per request");
+    assert_eq!(
+        header(&mine, "x-request-id").as_deref(),
+        Some("trace-0123456789abcdef")
+    );
+}
+
+/// The default test configuration, without a running app (nothing here connects).
+fn base_vars() -> HashMap<String, String> {
+    [
+        ("DATABASE_URL", format!("{PG_BASE}/postgres")),
+        ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("PUBLIC_URL", "http://app.test".to_owned()),
+        ("SMTP_URL", "smtp://127.0.0.1:2525".to_owned()),
+        ("MAIL_FROM", "noreply@app.test".to_owned()),
+        ("ADMIN_USERNAME", "admin".to_owned()),
+        ("ADMIN_EMAIL", "admin@app.test".to_owned()),
+        (
+            "ADMIN_PASSWORD",
+            "an-admin-secret-passphrase-0042".to_owned(),
+        ),
+        ("DATA_DIR", std::env::temp_dir().display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+#[test]
+fn configuration_errors_name_the_variable() {
+    let ok = base_vars();
+    assert!(users_origin::Config::from_lookup(|k| ok.get(k).cloned()).is_ok());
+
+    for (key, value) in [
+        ("DATABASE_URL", None),
+        ("ARGON2_T", Some("abc")),
+        ("ALLOW_REGISTRATION", Some("maybe")),
+        ("ACCESS_TOKEN_TTL", Some("-5")),
+        ("LISTEN_ADDR", Some("not an address")),
+    ] {
+        let mut vars = base_vars();
+        match value {
+            None => {
+                vars.remove(key);
+            }
+            Some(v) => {
+                vars.insert(key.to_owned(), v.to_owned());
+            }
+        }
+        let err = users_origin::Config::from_lookup(|k| vars.get(k).cloned())
+            .err()
+            .unwrap_or_else(|| panic!("{key}={value:?} is refused"));
+        let message = format!("{err:#}");
+        assert!(message.contains(key), "{key}: {message}");
+    }
+}
+
+#[test]
+fn secrets_never_show_in_the_configuration_debug_output() {
+    let mut vars = base_vars();
+    vars.insert(
+        "DATABASE_URL".into(),
+        "postgres://postgres:db-secret-4711@127.0.0.1:5432/postgres".into(),
+    );
+
+    let config = users_origin::Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("an-admin-secret-passphrase-0042"),
+        "{debug}"
+    );
+    assert!(!debug.contains("db-secret-4711"), "{debug}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_bootstrap_is_idempotent() {
+    let app = spawn_app().await;
+
+    let replica = app.spawn_replica().await;
+
+    let admins: i64 = app
+        .db
+        .query_one("SELECT count(*) FROM users WHERE username = 'admin'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(admins, 1);
+    let roles: Vec<String> = app
+        .db
+        .query(
+            "SELECT role_name FROM user_roles WHERE user_id = $1",
+            &[&app.admin.id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(roles, vec!["admin"]);
+    let resp = http_client()
+        .post(format!("{replica}/auth/login"))
+        .json(&json!({"login": "admin", "password": app.admin.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "the admin's password is unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_keys_and_revocation() {
+    let seed = random_seed();
+    let app = spawn_app_with(|vars| use_signing_seed(vars, seed)).await;
+    let user = app.new_user().await;
+    let replica = app.spawn_replica().await;
+    let client = http_client();
+    let me_on_replica = |token: String| {
+        let client = client.clone();
+        let url = format!("{replica}/users/me");
+        async move { client.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+
+    // Warm the replica with the user's token, then revoke on the first instance.
+    assert_eq!(me_on_replica(user.access.clone()).await.status(), 200);
+    let resp = app
+        .post("/auth/logout")
+        .bearer_auth(&user.access)
+        .json(&json!({"all": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+
+    assert_invalid_token(me_on_replica(user.access.clone()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_its_database_the_origin_is_unready_and_says_unavailable() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let admin = connect("postgres").await;
+
+    admin
+        .batch_execute(&format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, app.db_name))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        app.get("/healthz").send().await.unwrap().status(),
+        200,
+        "still alive"
+    );
+    let ready = app.get("/readyz").send().await.unwrap();
+    assert_problem(ready, 503, "unavailable").await;
+    let login = app.login_raw(&user.username, &user.password).await;
+    assert_problem(login, 503, "unavailable").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_waits_in_the_outbox_while_smtp_is_down() {
+    // A port nothing listens on.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let app = spawn_app_with(|vars| {
+        vars.insert("SMTP_URL".into(), format!("smtp://127.0.0.1:{port}"));
+    })
+    .await;
+    let user = app.new_user().await;
+
+    let resp = app
+        .post("/auth/password/reset")
+        .json(&json!({"email": user.email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+
+    let mut attempts = 0;
+    for _ in 0..100 {
+        let row = app
+            .db
+            .query_opt(
+                "SELECT attempts FROM mail_outbox WHERE recipient = $1",
+                &[&user.email],
+            )
+            .await
+            .unwrap()
+            .expect("the mail stays queued");
+        attempts = row.get(0);
+        if attempts > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        attempts > 0,
+        "delivery was attempted and the failure recorded"
+    );
+    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+}
