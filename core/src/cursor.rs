@@ -87,11 +87,11 @@ impl Cursor {
         }
         let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| CursorError)?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| CursorError)?;
-        let key_fits = match (&cursor.key, cursor.sort) {
-            (CursorKey::Micros(_), Sort::CreatedAsc | Sort::CreatedDesc) => true,
-            (CursorKey::Text(_), Sort::UsernameAsc | Sort::UsernameDesc) => true,
-            _ => false,
-        };
+        let key_fits = matches!(
+            (&cursor.key, cursor.sort),
+            (CursorKey::Micros(_), Sort::CreatedAsc | Sort::CreatedDesc)
+                | (CursorKey::Text(_), Sort::UsernameAsc | Sort::UsernameDesc)
+        );
         if key_fits {
             Ok(cursor)
         } else {
