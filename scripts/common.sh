@@ -1,0 +1,42 @@
+# Shared by scripts/dev.sh and scripts/test.sh: install what is missing, start what is down.
+# Sourced, not run.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${USERS_TOOLS_DIR:-$ROOT/.tools}"
+export PATH="$TOOLS/bin:$HOME/.cargo/bin:$PATH"
+NEXTEST_VERSION="0.9.143"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+ensure_toolchain() {
+  command -v rustup >/dev/null || { echo "rustup is required (https://rustup.rs)" >&2; exit 1; }
+  # Installs the channel, components and targets pinned in rust-toolchain.toml if absent.
+  (cd "$ROOT" && rustup show active-toolchain >/dev/null 2>&1 || true)
+  local channel
+  channel="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$ROOT/rust-toolchain.toml")"
+  if ! rustup target list --installed --toolchain "$channel" 2>/dev/null | grep -q wasm32-wasip2; then
+    log "installing Rust $channel with wasm targets"
+    rustup toolchain install "$channel" --profile minimal -c clippy -c rustfmt \
+      -t wasm32-unknown-unknown -t wasm32-wasip2
+  fi
+}
+
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest $NEXTEST_VERSION into $TOOLS"
+    cargo install cargo-nextest --locked --version "$NEXTEST_VERSION" --root "$TOOLS"
+  fi
+}
+
+pg_up() { pg_isready -q -h "${PGHOST:-127.0.0.1}" -p "${PGPORT:-5432}" 2>/dev/null; }
+
+ensure_postgres() {
+  if pg_up; then return; fi
+  log "starting PostgreSQL"
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_up && return; sleep 1; done
+  echo "PostgreSQL is not reachable at ${PGHOST:-127.0.0.1}:${PGPORT:-5432}" >&2
+  exit 1
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, core for every target, then every test
+# (unit, property and end-to-end against a real PostgreSQL) with nextest.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+ensure_toolchain
+ensure_postgres
+ensure_nextest
+
+log "cargo fmt --check"
+cargo fmt --all --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "users-core for wasm32-unknown-unknown and wasm32-wasip2"
+cargo build -p users-core --locked --target wasm32-unknown-unknown
+cargo build -p users-core --locked --target wasm32-wasip2
+cargo build -p users-core --locked --no-default-features --target wasm32-unknown-unknown
+log "tests"
+cargo nextest run --workspace --locked --no-fail-fast "$@"
