@@ -207,6 +207,16 @@ impl IntoResponse for ApiError {
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
         if let Some(db) = e.as_db_error() {
+            let code = db.code().code();
+            // Connection exceptions, shutdowns, a missing database, too many connections:
+            // the dependency is unavailable, not broken.
+            if code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "3D000"
+                || code == "53300"
+            {
+                return Self::Unavailable(e.to_string());
+            }
             if *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
                 let what = match db.constraint() {
                     Some("users_username_key") => "username is already taken",

@@ -269,23 +269,32 @@ async fn an_actor_may_grant_only_roles_within_its_own_permissions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn granting_roles_needs_users_update() {
     let app = spawn_app().await;
+    app.create_role("auditor", &["users:read"]).await;
     let alice = app.new_user().await;
+    let auditor = app.new_user_with_roles(&["auditor"]).await;
     let bob = app.new_user().await;
 
+    // Without users:read the target's existence is not disclosed: 404, like GET.
     let grant = app.grant_role(&alice.access, bob.id, "admin").await;
-    assert_problem(grant, 403, "forbidden").await;
+    assert_problem(grant, 404, "not-found").await;
     let self_grant = app.grant_role(&alice.access, alice.id, "admin").await;
-    assert_problem(self_grant, 403, "forbidden").await;
+    assert_problem(self_grant, 404, "not-found").await;
     let revoke = app
         .delete(&format!("/users/{}/roles/user", bob.id))
         .bearer_auth(&alice.access)
         .send()
         .await
         .unwrap();
-    assert_problem(revoke, 403, "forbidden").await;
+    assert_problem(revoke, 404, "not-found").await;
+    // With users:read but not users:update: 403.
+    let grant = app.grant_role(&auditor.access, bob.id, "auditor").await;
+    assert_problem(grant, 403, "forbidden").await;
+    let self_grant = app.grant_role(&auditor.access, auditor.id, "admin").await;
+    assert_problem(self_grant, 403, "forbidden").await;
 
     assert_eq!(roles_of(&app, &alice).await, vec!["user"]);
     assert_eq!(roles_of(&app, &bob).await, vec!["user"]);
+    assert_eq!(roles_of(&app, &auditor).await, vec!["auditor"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -353,4 +362,63 @@ async fn roles_endpoints_need_role_permissions() {
         .unwrap()
         .get(0);
     assert_eq!(n, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_cannot_end_another_users_session() {
+    let app = spawn_app().await;
+    let alice = app.new_user().await;
+    let bob = app.new_user().await;
+
+    let resp = app
+        .post("/auth/logout")
+        .bearer_auth(&alice.access)
+        .json(&json!({"refresh_token": bob.refresh}))
+        .send()
+        .await
+        .unwrap();
+
+    assert!(resp.status().is_client_error() || resp.status() == 204);
+    json_body(app.refresh_raw(&bob.refresh).await, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_active_admin_cannot_be_removed() {
+    let app = spawn_app().await;
+    let admin = app.admin.clone();
+
+    let revoke = app
+        .delete(&format!("/users/{}/roles/admin", admin.id))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(revoke, 409, "conflict").await;
+    let delete = app
+        .delete(&format!("/users/{}", admin.id))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(delete, 409, "conflict").await;
+    let n: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM user_roles WHERE role_name = 'admin'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+
+    // With a second admin, the first may go.
+    app.new_user_with_roles(&["admin"]).await;
+    let delete = app
+        .delete(&format!("/users/{}", admin.id))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
 }

@@ -62,11 +62,56 @@ async fn logins_are_audited_with_request_id_and_ip() {
     assert_eq!(actor, Some(user.id));
     assert_eq!(target, Some(user.id));
     assert_eq!(ip.as_deref(), Some("127.0.0.1"));
-    let (_, target, ip) = wait_for_request(&app, "login.failed", &failed_id)
+    let (_, _, ip) = wait_for_request(&app, "login.failed", &failed_id)
         .await
         .expect("login.failed with the generated request id");
-    assert_eq!(target, Some(user.id));
     assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_login_on_an_existing_account_names_it_as_target() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+
+    let failed = app
+        .login_raw(&user.email, "wrong-passphrase-for-sure-here")
+        .await;
+    assert_eq!(failed.status(), 401);
+    let request_id = header(&failed, "x-request-id").expect("a request id");
+
+    let (_, target, _) = wait_for_request(&app, "login.failed", &request_id)
+        .await
+        .expect("login.failed");
+    assert_eq!(
+        target,
+        Some(user.id),
+        "the attacked account can be found in the trail"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn self_registration_is_audited() {
+    let app = spawn_app().await;
+
+    let user = app.new_user().await;
+
+    let actions: Vec<String> = app
+        .db
+        .query(
+            "SELECT action FROM audit_log WHERE target_id = $1 AND actor_id = $1",
+            &[&user.id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a == "user.registered" || a == "user.created"),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -85,7 +130,7 @@ async fn a_failed_login_for_an_unknown_name_is_audited() {
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_actions_on_users_are_audited_with_actor_and_target() {
     let app = spawn_app().await;
-    let user = app.new_user().await;
+    let user = app.new_user_with_roles(&["user"]).await;
 
     json_body(
         app.patch_user(
@@ -121,9 +166,7 @@ async fn admin_actions_on_users_are_audited_with_actor_and_target() {
             .wait_for_audit(action, user.id)
             .await
             .unwrap_or_else(|| panic!("{action} is audited"));
-        if action != "user.created" {
-            assert_eq!(actor, Some(app.admin.id), "{action} actor");
-        }
+        assert_eq!(actor, Some(app.admin.id), "{action} actor");
         assert!(rid.is_some_and(|r| !r.is_empty()), "{action} request id");
         assert!(ip.is_some(), "{action} ip");
     }
@@ -218,4 +261,29 @@ async fn role_events_are_audited() {
             "{action} in {role_actions:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spoofed_x_forwarded_for_is_not_trusted() {
+    // No proxies are configured, so the peer address is the client's address.
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let request_id = format!("req-{}", Uuid::new_v4().simple());
+
+    let resp = app
+        .post("/auth/login")
+        .header("x-request-id", &request_id)
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("forwarded", "for=203.0.113.7")
+        .header("x-real-ip", "203.0.113.7")
+        .json(&json!({"login": user.username, "password": user.password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let (_, _, ip) = wait_for_request(&app, "login.succeeded", &request_id)
+        .await
+        .expect("login.succeeded");
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
 }

@@ -15,7 +15,14 @@ async fn an_unknown_route_is_a_404_problem() {
     let resp = app.get("/no/such/route").send().await.unwrap();
 
     let body = assert_problem(resp, 404, "not-found").await;
-    insta::assert_json_snapshot!(body, @"");
+    insta::assert_json_snapshot!(body, @r#"
+    {
+      "detail": "The requested resource does not exist.",
+      "status": 404,
+      "title": "Not found",
+      "type": "/problems/not-found"
+    }
+    "#);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -26,7 +33,14 @@ async fn a_wrong_method_is_a_405_problem() {
 
     let allow = header(&resp, "allow");
     let body = assert_problem(resp, 405, "method-not-allowed").await;
-    insta::assert_json_snapshot!(body, @"");
+    insta::assert_json_snapshot!(body, @r#"
+    {
+      "detail": "This method is not supported on this resource.",
+      "status": 405,
+      "title": "Method not allowed",
+      "type": "/problems/method-not-allowed"
+    }
+    "#);
     assert!(
         allow.is_some_and(|a| a.contains("POST")),
         "Allow names the method that works"
@@ -40,7 +54,14 @@ async fn a_missing_token_is_pinned() {
     let resp = app.get("/users/me").send().await.unwrap();
 
     let body = assert_problem(resp, 401, "unauthenticated").await;
-    insta::assert_json_snapshot!(body, @"");
+    insta::assert_json_snapshot!(body, @r#"
+    {
+      "detail": "A bearer access token is required.",
+      "status": 401,
+      "title": "Authentication required",
+      "type": "/problems/unauthenticated"
+    }
+    "#);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -50,7 +71,14 @@ async fn a_bad_token_is_pinned() {
     let resp = app.me("not-a-token").await;
 
     let body = assert_problem(resp, 401, "invalid-token").await;
-    insta::assert_json_snapshot!(body, @"");
+    insta::assert_json_snapshot!(body, @r#"
+    {
+      "detail": "The access token is invalid, expired or revoked.",
+      "status": 401,
+      "title": "Invalid access token",
+      "type": "/problems/invalid-token"
+    }
+    "#);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,7 +88,14 @@ async fn bad_credentials_are_pinned() {
     let resp = app.login_raw("nobody", "some-wrong-passphrase-here").await;
 
     let body = assert_problem(resp, 401, "invalid-credentials").await;
-    insta::assert_json_snapshot!(body, @"");
+    insta::assert_json_snapshot!(body, @r#"
+    {
+      "detail": "The login or password is incorrect.",
+      "status": 401,
+      "title": "Invalid credentials",
+      "type": "/problems/invalid-credentials"
+    }
+    "#);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,7 +110,14 @@ async fn disabled_registration_is_pinned() {
         .await;
 
     let body = assert_problem(resp, 403, "registration-disabled").await;
-    insta::assert_json_snapshot!(body, @"");
+    insta::assert_json_snapshot!(body, @r#"
+    {
+      "detail": "Self-registration is disabled on this server.",
+      "status": 403,
+      "title": "Registration is disabled",
+      "type": "/problems/registration-disabled"
+    }
+    "#);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,7 +132,14 @@ async fn a_bogus_reset_token_is_pinned() {
         .unwrap();
 
     let body = assert_problem(resp, 400, "invalid-reset-token").await;
-    insta::assert_json_snapshot!(body, @"");
+    insta::assert_json_snapshot!(body, @r#"
+    {
+      "detail": "The reset token is invalid, expired or already used.",
+      "status": 400,
+      "title": "Invalid or expired reset token",
+      "type": "/problems/invalid-reset-token"
+    }
+    "#);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -105,7 +154,20 @@ async fn a_short_username_is_pinned() {
         .unwrap();
 
     let body = assert_problem(resp, 422, "validation-failed").await;
-    insta::assert_json_snapshot!(body, @"");
+    insta::assert_json_snapshot!(body, @r#"
+    {
+      "detail": "1 field(s) are invalid.",
+      "errors": [
+        {
+          "detail": "must be between 3 and 32 characters long",
+          "field": "username"
+        }
+      ],
+      "status": 422,
+      "title": "Validation failed",
+      "type": "/problems/validation-failed"
+    }
+    "#);
 }
 
 #[tokio::test(flavor = "multi_thread")]

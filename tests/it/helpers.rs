@@ -1,28 +1,23 @@
 //! The test harness: a real origin on a random port over a throw-away database.
 //!
-//! [`spawn_app`] clones a fresh database from a template that is migrated once per migration
-//! set (guarded by an advisory lock, so parallel test processes agree), starts the origin
-//! in-process with cheap Argon2 parameters and an SMTP sink, and logs the bootstrap admin in.
-//! The database is dropped when the [`TestApp`] is.
+//! [`spawn_app`] clones a fresh database from the migrated template ([`crate::testdb`]),
+//! starts the origin in-process with cheap Argon2 parameters and an SMTP sink
+//! ([`crate::smtp`]), and logs the bootstrap admin in. The database is dropped when the
+//! [`TestApp`] is. Typed request helpers (`register`, `login`, `new_user`, …) and problem
+//! assertions live here too.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng as _;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::smtp::SmtpSink;
+use crate::testdb::{Cleanup, PG_BASE, connect, create_test_database};
 
-/// The server PostgreSQL runs on (trust authentication).
-pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432";
 /// The public URL the origin is configured with: the issuer of its tokens and the base of links
 /// in its mail. It is never dialled.
 pub const PUBLIC_URL: &str = "http://app.test";
@@ -38,9 +33,6 @@ pub const ALL_PERMS: [&str; 6] = [
     "roles:manage",
 ];
 
-/// Key of the advisory lock held while the template database is created.
-const TEMPLATE_LOCK_KEY: i64 = 0x7573_6572_735f_7470; // "users_tp"
-
 /// A running origin with its own database and mailbox.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -55,7 +47,8 @@ pub struct TestApp {
     pub admin: TestUser,
     /// The configuration the origin was started with.
     pub vars: HashMap<String, String>,
-    data_dir: PathBuf,
+    /// Drops the database and the data directory; declared last, so dropped last.
+    _cleanup: Cleanup,
 }
 
 impl std::fmt::Debug for TestApp {
@@ -95,20 +88,15 @@ pub async fn spawn_app() -> TestApp {
 /// Starts an origin after `configure` has adjusted the default test configuration. `DATA_DIR`
 /// already names a fresh directory when `configure` runs, so it may put key files there.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
-    let template = ensure_template().await;
-    let db_name = format!("users_test_{}", Uuid::new_v4().simple());
-    let admin_conn = connect("postgres").await;
-    admin_conn
-        .batch_execute(&format!(
-            r#"CREATE DATABASE "{db_name}" TEMPLATE "{template}""#
-        ))
-        .await
-        .expect("create the test database from the template");
-    drop(admin_conn);
-
-    let smtp = SmtpSink::start().await;
+    init_logging();
+    let db_name = create_test_database().await;
     let data_dir = std::env::temp_dir().join(format!("users-it-{}", Uuid::new_v4().simple()));
+    let cleanup = Cleanup {
+        db_name: db_name.clone(),
+        data_dir: data_dir.clone(),
+    };
     std::fs::create_dir_all(&data_dir).expect("create DATA_DIR");
+    let smtp = SmtpSink::start().await;
 
     let admin_password = strong_password();
     let mut vars: HashMap<String, String> = [
@@ -147,7 +135,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
             refresh: String::new(),
         },
         vars,
-        data_dir,
+        _cleanup: cleanup,
     };
     let admin = app.admin.clone();
     let pair = app.login(&admin.username, &admin.password).await;
@@ -155,6 +143,22 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
     app.admin.refresh = pair.refresh_token;
     app.admin.id = app.user_id_of(&app.admin.access).await;
     app
+}
+
+/// Sends the origin's logs to the test output when `TEST_LOG` is set (its value is the filter,
+/// e.g. `TEST_LOG=debug`); silent otherwise.
+fn init_logging() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let filter = if filter.is_empty() {
+            "info".to_owned()
+        } else {
+            filter
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
 }
 
 /// Builds and starts an origin with `vars`; returns its port.
@@ -179,137 +183,6 @@ pub fn http_client() -> reqwest::Client {
         .expect("build the HTTP client")
 }
 
-/// Connects to database `name` on the test server.
-pub async fn connect(name: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&format!("{PG_BASE}/{name}"), NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect to database {name}: {e}"));
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-/// The directory of the SQL migrations.
-fn migrations_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sql")
-}
-
-/// `users_tpl_<first 12 hex digits of the SHA-256 of the migration files>`.
-pub fn template_name() -> String {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(migrations_dir())
-        .expect("read migrations/sql")
-        .map(|e| e.expect("read a migrations/sql entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    let mut hasher = Sha256::new();
-    for file in files {
-        let name = file.file_name().unwrap_or_default().to_string_lossy();
-        hasher.update(name.as_bytes());
-        hasher.update([0]);
-        hasher.update(std::fs::read(&file).expect("read a migration"));
-        hasher.update([0]);
-    }
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("users_tpl_{}", &hex[..12])
-}
-
-async fn database_exists(client: &tokio_postgres::Client, name: &str) -> bool {
-    client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .expect("look the template up")
-        .is_some()
-}
-
-/// Creates the migrated template database unless it exists; returns its name.
-async fn ensure_template() -> String {
-    let name = template_name();
-    let client = connect("postgres").await;
-    if database_exists(&client, &name).await {
-        return name;
-    }
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK_KEY])
-        .await
-        .expect("take the template lock");
-    if !database_exists(&client, &name).await {
-        let tmp = format!("{name}_tmp");
-        client
-            .batch_execute(&format!(r#"DROP DATABASE IF EXISTS "{tmp}" WITH (FORCE)"#))
-            .await
-            .expect("drop a leftover template");
-        client
-            .batch_execute(&format!(r#"CREATE DATABASE "{tmp}""#))
-            .await
-            .expect("create the template");
-        {
-            let (mut tpl, connection) = tokio_postgres::connect(&format!("{PG_BASE}/{tmp}"), NoTls)
-                .await
-                .expect("connect to the template");
-            let conn_task = tokio::spawn(connection);
-            users_migrations::run(&mut tpl)
-                .await
-                .expect("migrate the template");
-            drop(tpl);
-            let _ = conn_task.await;
-        }
-        // The server may need a moment to see the session gone before it allows a rename.
-        let mut attempt = 0;
-        loop {
-            match client
-                .batch_execute(&format!(r#"ALTER DATABASE "{tmp}" RENAME TO "{name}""#))
-                .await
-            {
-                Ok(()) => break,
-                Err(e) if attempt < 50 => {
-                    attempt += 1;
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("rename the template: {e}"),
-            }
-        }
-    }
-    client
-        .execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK_KEY])
-        .await
-        .expect("release the template lock");
-    name
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let db_name = self.db_name.clone();
-        let data_dir = self.data_dir.clone();
-        // Dropping runs inside the test's runtime, which cannot be blocked on: use a thread
-        // with a runtime of its own.
-        let dropper = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("build the drop runtime");
-            rt.block_on(async move {
-                let Ok((client, connection)) =
-                    tokio_postgres::connect(&format!("{PG_BASE}/postgres"), NoTls).await
-                else {
-                    return;
-                };
-                tokio::spawn(connection);
-                let _ = client
-                    .batch_execute(&format!(
-                        r#"DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)"#
-                    ))
-                    .await;
-            });
-            let _ = std::fs::remove_dir_all(data_dir);
-        });
-        let _ = dropper.join();
-    }
-}
-
 /// A fresh unique lower-case name with `prefix`.
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}", &Uuid::new_v4().simple().to_string()[..12])
@@ -325,19 +198,6 @@ pub fn strong_password() -> String {
 pub fn other_strong_password() -> String {
     let n: u32 = rand::thread_rng().r#gen();
     format!("quartz-meadow-falcon-tundra-{n:08x}")
-}
-
-/// A random 32-byte seed.
-pub fn random_seed() -> [u8; 32] {
-    rand::thread_rng().r#gen()
-}
-
-/// Writes `seed` as the origin's signing key (base64url, in `DATA_DIR`) and points
-/// `SIGNING_KEY_FILE` at it.
-pub fn use_signing_seed(vars: &mut HashMap<String, String>, seed: [u8; 32]) {
-    let path = Path::new(&vars["DATA_DIR"]).join("test-signing-key");
-    std::fs::write(&path, URL_SAFE_NO_PAD.encode(seed)).expect("write the signing key");
-    vars.insert("SIGNING_KEY_FILE".into(), path.display().to_string());
 }
 
 impl TestApp {
@@ -529,7 +389,17 @@ impl TestApp {
     /// Starts another origin over the same database with the same configuration (a second
     /// replica); returns its address.
     pub async fn spawn_replica(&self) -> String {
-        let port = start_origin(&self.vars).await;
+        self.spawn_replica_with(|_| {}).await
+    }
+
+    /// Like [`Self::spawn_replica`], after `configure` has adjusted the configuration.
+    pub async fn spawn_replica_with(
+        &self,
+        configure: impl FnOnce(&mut HashMap<String, String>),
+    ) -> String {
+        let mut vars = self.vars.clone();
+        configure(&mut vars);
+        let port = start_origin(&vars).await;
         format!("http://127.0.0.1:{port}")
     }
 
@@ -635,55 +505,6 @@ pub async fn json_body(resp: Response, status: u16) -> Value {
     let text = resp.text().await.expect("read the body");
     assert_eq!(actual.as_u16(), status, "body: {text}");
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body, got {text:?}"))
-}
-
-/// The decoded header and claims of a JWT (no verification).
-pub fn jwt_parts(token: &str) -> (Value, Value) {
-    let mut parts = token.split('.');
-    let mut decode = |what: &str| -> Value {
-        let part = parts.next().unwrap_or_else(|| panic!("JWT {what}"));
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url"))
-            .expect("JSON part")
-    };
-    let header = decode("header");
-    let claims = decode("claims");
-    (header, claims)
-}
-
-/// Builds a compact JWS from a header and claims and signs `header.claims` with `sign`.
-pub fn compact_jws(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signature = sign(signing_input.as_bytes());
-    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
-}
-
-/// An EdDSA JWT over `claims`, signed with the key of `seed`, naming `kid`.
-pub fn sign_eddsa(seed: [u8; 32], kid: &str, claims: &Value) -> String {
-    let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
-    let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
-    compact_jws(&header, claims, |input| pair.sk.sign(input, None).to_vec())
-}
-
-/// The raw public key of `seed`.
-pub fn public_key_of(seed: [u8; 32]) -> [u8; 32] {
-    let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
-    *pair.pk
-}
-
-/// The RFC 7638 thumbprint of an Ed25519 public key.
-pub fn thumbprint(public_key: &[u8]) -> String {
-    let x = URL_SAFE_NO_PAD.encode(public_key);
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Asserts the `401 invalid-token` answer to a request carrying a refused access token.

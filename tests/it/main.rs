@@ -2,14 +2,16 @@
 //! port, against a fresh PostgreSQL database cloned from a migrated template, with an in-process
 //! SMTP sink catching its mail.
 //!
-//! - [`helpers`]: the harness (`spawn_app`, `TestApp`, `TestUser`, problem and JWT helpers).
+//! - [`helpers`]: the harness (`spawn_app`, `TestApp`, `TestUser`, problem assertions).
+//! - [`testdb`]: the migrated template database and per-test clones.
 //! - [`smtp`]: the SMTP sink and reset-token extraction from mail.
-//! - one module per area: [`auth`] (register, login, refresh, logout), [`tokens`] (forged and
-//!   rotated access tokens), [`users`] (self-service and admin CRUD), [`access`] (BOLA and
-//!   privilege escalation), [`revocation`], [`roles`], [`reset`] (password reset by mail),
-//!   [`pagination`] (keyset pages and filters), [`concurrency`], [`errors`] (the problem
-//!   vocabulary, pinned with snapshots), [`audit`] and [`ops`] (probes, config, bootstrap,
-//!   sabotage).
+//! - [`jwt`]: decoding and hand-signing JWTs for the forgery tests.
+//! - one module per area: [`register`]; [`auth`] (login, refresh, logout); [`tokens`] (forged
+//!   and rotated access tokens); [`users`] (read, create, delete); [`updates`] (PATCH, PUT,
+//!   password change); [`access`] (BOLA, privilege escalation); [`revocation`]; [`roles`];
+//!   [`reset`] (password reset by mail); [`pagination`] (keyset pages, filters);
+//!   [`concurrency`]; [`errors`] (the problem vocabulary, pinned with snapshots); [`audit`];
+//!   [`ops`] (probes, config, bootstrap, replicas, sabotage).
 //!
 //! Every test runs in its own process under cargo-nextest and owns its database, so tests are
 //! independent of order and of each other.
@@ -20,11 +22,15 @@ mod auth;
 mod concurrency;
 mod errors;
 mod helpers;
+mod jwt;
 mod ops;
 mod pagination;
+mod register;
 mod reset;
 mod revocation;
 mod roles;
 mod smtp;
+mod testdb;
 mod tokens;
+mod updates;
 mod users;

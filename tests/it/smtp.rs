@@ -238,19 +238,23 @@ fn token_after(text: &str, marker: &str) -> Option<String> {
     (!token.is_empty()).then_some(token)
 }
 
-/// The token on the `Reset token: <token>` line of a reset mail.
-pub fn reset_token_line(raw: &str) -> Option<String> {
+/// The longest token after `marker` in any decoding of `raw`: an undecoded soft line break
+/// cuts a token short, it never lengthens one.
+fn longest_token_after(raw: &str, marker: &str) -> Option<String> {
     decoded_texts(raw)
         .iter()
-        .find_map(|t| token_after(t, "Reset token:"))
+        .filter_map(|t| token_after(t, marker))
+        .max_by_key(String::len)
+}
+
+/// The token on the `Reset token: <token>` line of a reset mail.
+pub fn reset_token_line(raw: &str) -> Option<String> {
+    longest_token_after(raw, "Reset token:")
 }
 
 /// The token at the end of the `<PUBLIC_URL>/auth/password/reset/<token>` link of a reset mail.
 pub fn reset_token_link(raw: &str, public_url: &str) -> Option<String> {
-    let marker = format!("{public_url}/auth/password/reset/");
-    decoded_texts(raw)
-        .iter()
-        .find_map(|t| token_after(t, &marker))
+    longest_token_after(raw, &format!("{public_url}/auth/password/reset/"))
 }
 
 #[cfg(test)]

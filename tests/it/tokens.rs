@@ -11,8 +11,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     ALL_PERMS, AUDIENCE, PUBLIC_URL, TestApp, TestUser, assert_invalid_token, assert_problem,
-    compact_jws, header, json_body, jwt_parts, now_secs, public_key_of, random_seed, sign_eddsa,
-    spawn_app, spawn_app_with, thumbprint, use_signing_seed,
+    header, json_body, spawn_app, spawn_app_with,
+};
+use crate::jwt::{
+    compact_jws, jwt_parts, now_secs, public_key_of, random_seed, sign_eddsa, thumbprint,
+    use_signing_seed,
 };
 
 /// Claims a real token for `user` would carry, valid now.

@@ -276,9 +276,25 @@ pub async fn set_password(
     Ok(())
 }
 
-pub async fn delete(db: &impl GenericClient, id: Uuid) -> Result<bool, tokio_postgres::Error> {
+/// Deletes the account with its roles, sessions and reset tokens (cascade), its queued mail,
+/// and the identifiers typed in earlier failed logins against it.
+pub async fn delete(
+    db: &impl GenericClient,
+    user: &UserRow,
+) -> Result<bool, tokio_postgres::Error> {
+    db.execute(
+        "DELETE FROM mail_outbox WHERE lower(recipient) = lower($1)",
+        &[&user.email],
+    )
+    .await?;
+    db.execute(
+        "UPDATE audit_log SET details = details - 'login' \
+         WHERE details ? 'login' AND lower(details->>'login') IN (lower($1), lower($2))",
+        &[&user.username, &user.email],
+    )
+    .await?;
     Ok(db
-        .execute("DELETE FROM users WHERE id = $1", &[&id])
+        .execute("DELETE FROM users WHERE id = $1", &[&user.id])
         .await?
         == 1)
 }

@@ -69,18 +69,29 @@ pub fn validate_new(
     let email = check
         .required("email", email)
         .and_then(|e| check.field("email", Email::parse(e)));
+    let display_name = display_name.map(|d| check.field("display_name", DisplayName::parse(d)));
+    let password = check.required("password", password);
+    if let Some(password) = password {
+        // Checked even when other fields are invalid, so one answer lists every problem.
+        let identity = Identity {
+            username: username.as_ref().map_or("", Username::as_str),
+            email: email.as_ref().map_or("", Email::as_str),
+            display_name: display_name
+                .as_ref()
+                .and_then(|d| d.as_ref().map(DisplayName::as_str)),
+        };
+        if check
+            .field("password", password::check(password, identity))
+            .is_none()
+        {
+            return None;
+        }
+    }
+    let (username, email, password) = (username?, email?, password?);
     let display_name = match display_name {
-        Some(d) => Some(check.field("display_name", DisplayName::parse(d))?),
+        Some(d) => Some(d?),
         None => None,
     };
-    let password = check.required("password", password)?;
-    let (username, email) = (username?, email?);
-    let identity = Identity {
-        username: username.as_str(),
-        email: email.as_str(),
-        display_name: display_name.as_ref().map(DisplayName::as_str),
-    };
-    check.field("password", password::check(password, identity))?;
     Some(NewIdentity {
         username,
         email,
@@ -200,15 +211,20 @@ async fn login(
         None => (None, None),
     };
     let verification = state.hasher.verify(password, hash).await?;
-    let Some(user) = user.filter(|u| verification.ok && u.is_active) else {
+    let Some(user) = user.clone().filter(|u| verification.ok && u.is_active) else {
+        // A known account is named by id; only an unknown identifier is kept as typed.
+        let (target, details) = match &user {
+            Some(u) => (Some(u.id), json!({})),
+            None => (None, json!({"login": login})),
+        };
         db::audit::record(
             &client,
             &ctx,
             Event {
                 action: "login.failed",
                 actor: None,
-                target: None,
-                details: json!({"login": login}),
+                target,
+                details,
             },
         )
         .await?;

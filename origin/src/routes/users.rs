@@ -365,7 +365,7 @@ async fn delete_user(
         .await?
         .ok_or(ApiError::NotFound)?;
     guard_last_admin(&tx, &user).await?;
-    db::users::delete(&tx, id).await?;
+    db::users::delete(&tx, &user).await?;
     db::audit::record(
         &tx,
         &auth.ctx,
