@@ -241,7 +241,7 @@ mod tests {
             overloaded >= 1,
             "one worker and a queue of one cannot take eight jobs at once"
         );
-        assert!(overloaded <= 6);
+        assert!(overloaded <= 7, "the first job is always accepted");
         assert_eq!(h.in_flight(), 0);
     }
 }

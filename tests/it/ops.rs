@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{
     assert_invalid_token, assert_problem, header, http_client, json_body, spawn_app, spawn_app_with,

@@ -80,12 +80,7 @@ pub fn validate_new(
                 .as_ref()
                 .and_then(|d| d.as_ref().map(DisplayName::as_str)),
         };
-        if check
-            .field("password", password::check(password, identity))
-            .is_none()
-        {
-            return None;
-        }
+        check.field("password", password::check(password, identity))?;
     }
     let (username, email, password) = (username?, email?, password?);
     let display_name = match display_name {
