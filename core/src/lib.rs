@@ -12,6 +12,7 @@
 //! - [`patch`]: JSON Merge Patch (RFC 7396).
 //! - [`cursor`]: opaque keyset-pagination cursors.
 //! - [`model`]: the JSON views of users and roles.
+//! - [`ratelimit`]: GCRA quotas and login-failure lock-outs.
 
 pub mod cursor;
 pub mod fields;
@@ -21,6 +22,7 @@ pub mod password;
 pub mod patch;
 pub mod perms;
 pub mod problem;
+pub mod ratelimit;
 pub mod token;
 
 /// Seconds since the Unix epoch. Time is always passed in, never read, inside `core`.

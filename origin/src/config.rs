@@ -56,6 +56,46 @@ pub struct Config {
     pub hashing: HashConfig,
     /// `PASSWORD_RESET_TTL`: seconds a reset token stays valid (default 1800).
     pub password_reset_ttl: i64,
+    /// Redis, caching and rate limits.
+    pub redis: RedisConfig,
+    /// Rate limits.
+    pub limits: LimitConfig,
+    /// Which peers may tell the client address.
+    pub proxies: ProxyConfig,
+}
+
+/// Redis and the user-view cache.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `REDIS_URL`: e.g. `redis://127.0.0.1:6379/0`. Unset: in-process cache and limits.
+    pub url: Option<Secret<String>>,
+    /// `REDIS_PREFIX`: prefix of every key (default `users:`).
+    pub prefix: String,
+    /// `CACHE_TTL`: seconds a cached user view lives (default 300).
+    pub cache_ttl: u64,
+}
+
+/// Rate limits, as `N/window` (`20/60s`, `300/1m`, `1000/1h`).
+#[derive(Debug, Clone)]
+pub struct LimitConfig {
+    /// `RATE_LIMIT_AUTH_IP`: per client IP on `/auth/*` (default `30/60s`).
+    pub auth_ip: users_core::ratelimit::Quota,
+    /// `RATE_LIMIT_USER`: per user on authenticated routes (default `600/60s`).
+    pub user: users_core::ratelimit::Quota,
+    /// `LOGIN_FAILURE_WINDOW`: seconds failed logins of one identifier are remembered
+    /// (default 900). After 5 failures each further one locks the identifier for 1 s, 2 s,
+    /// 4 s … up to 15 min; a success clears them.
+    pub login_failure_window: i64,
+}
+
+/// Client-address trust.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// `TRUSTED_PROXIES`: comma-separated IPs or CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted: Vec<ipnet::IpNet>,
+    /// `EDGE_SHARED_SECRET`: requests carrying it in `X-Edge-Secret` are from the edge, whose
+    /// `X-Forwarded-For` is believed.
+    pub edge_secret: Option<Secret<String>>,
 }
 
 /// The admin account ensured at start.
@@ -248,6 +288,61 @@ impl Config {
         };
         let database_pool_size = r.ranged("DATABASE_POOL_SIZE", 16, 1, 1000);
         let password_reset_ttl = r.ranged("PASSWORD_RESET_TTL", 1800, 1, 86_400);
+        let redis_url = r.get("REDIS_URL");
+        if redis_url
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+        {
+            r.problems
+                .push("REDIS_URL: must start with redis:// or rediss://".into());
+        }
+        let redis = RedisConfig {
+            url: redis_url.map(Secret::new),
+            prefix: r.get("REDIS_PREFIX").unwrap_or_else(|| "users:".into()),
+            cache_ttl: r.ranged("CACHE_TTL", 300, 1, 86_400),
+        };
+        let quota = |r: &mut Reader<_>, key: &str, default: &str| {
+            let raw = r.get(key).unwrap_or_else(|| default.to_owned());
+            users_core::ratelimit::Quota::parse(&raw).unwrap_or_else(|e| {
+                r.problems.push(format!("{key}: {raw:?} {e}"));
+                users_core::ratelimit::Quota {
+                    limit: 1,
+                    window_ms: 1000,
+                }
+            })
+        };
+        let limits = LimitConfig {
+            auth_ip: quota(&mut r, "RATE_LIMIT_AUTH_IP", "30/60s"),
+            user: quota(&mut r, "RATE_LIMIT_USER", "600/60s"),
+            login_failure_window: r.ranged("LOGIN_FAILURE_WINDOW", 900, 1, 86_400),
+        };
+        let mut trusted = Vec::new();
+        for item in r
+            .get("TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match item
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            {
+                Ok(net) => trusted.push(net),
+                Err(_) => r.problems.push(format!(
+                    "TRUSTED_PROXIES: {item:?} is not an IP address or CIDR"
+                )),
+            }
+        }
+        let edge_secret = r.get("EDGE_SHARED_SECRET");
+        if edge_secret.as_ref().is_some_and(|s| s.len() < 16) {
+            r.problems
+                .push("EDGE_SHARED_SECRET: must be at least 16 characters".into());
+        }
+        let proxies = ProxyConfig {
+            trusted,
+            edge_secret: edge_secret.map(Secret::new),
+        };
         if !r.problems.is_empty() {
             return Err(ConfigError(r.problems));
         }
@@ -265,6 +360,9 @@ impl Config {
             keys,
             hashing,
             password_reset_ttl,
+            redis,
+            limits,
+            proxies,
         })
     }
 }

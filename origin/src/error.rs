@@ -59,6 +59,9 @@ pub enum ApiError {
     /// 400: bad, expired or spent password-reset token.
     #[error("invalid reset token")]
     InvalidResetToken,
+    /// 429: a rate limit or a login lock-out; `Retry-After` says when to come back.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: i64 },
     /// 503: the hashing queue is full.
     #[error("overloaded")]
     Overloaded,
@@ -150,6 +153,11 @@ impl ApiError {
                 ErrorCode::InvalidResetToken,
                 "The reset token is invalid, expired or already used.".into(),
             ),
+            Self::RateLimited { retry_after_secs } => (
+                S::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                format!("Too many requests; retry in {retry_after_secs} s."),
+            ),
             Self::Overloaded => (
                 S::SERVICE_UNAVAILABLE,
                 ErrorCode::Overloaded,
@@ -177,6 +185,10 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let (status, code, detail) = self.parts();
+        let retry_after = match &self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let mut problem = Problem::new(code, status.as_u16(), detail);
         if let Self::Validation(errors) = self {
             problem = problem.with_errors(errors);
@@ -199,6 +211,9 @@ impl IntoResponse for ApiError {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}
+        }
+        if let Some(secs) = retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         res
     }

@@ -141,8 +141,14 @@ impl FromRequestParts<AppState> for Ctx {
             .map(|s| s.chars().take(128).collect());
         let ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+            .get::<crate::client::ClientIp>()
+            .map(|c| c.0.to_string())
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip().to_string())
+            });
         Ok(Self { request_id, ip })
     }
 }
@@ -193,6 +199,21 @@ impl FromRequestParts<AppState> for Auth {
             .ok_or(ApiError::InvalidToken)?;
         if !principal.is_active || verified.claims.sv != principal.security_version {
             return Err(ApiError::InvalidToken);
+        }
+        let quota = state.config.limits.user;
+        let decision = state
+            .limiter
+            .check(&format!("user:{}", principal.id), quota)
+            .await;
+        if !decision.allowed {
+            state
+                .metrics
+                .rate_limited
+                .with_label_values(&[crate::ratelimit::Scope::User.as_str()])
+                .inc();
+            return Err(ApiError::RateLimited {
+                retry_after_secs: decision.retry_after_secs(),
+            });
         }
         let ctx = Ctx::from_request_parts(parts, state).await?;
         Ok(Self {

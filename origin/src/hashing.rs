@@ -34,6 +34,7 @@ pub struct Hasher {
     params: Params,
     dummy_hash: String,
     queued: Arc<AtomicUsize>,
+    rejections: prometheus::IntCounter,
 }
 
 fn argon2(params: &Params) -> Argon2<'static> {
@@ -48,7 +49,8 @@ fn hash_with(params: &Params, password: &str) -> Result<String, argon2::password
 }
 
 impl Hasher {
-    pub fn new(cfg: &HashConfig) -> anyhow::Result<Self> {
+    /// Starts the pool; `rejections` counts requests refused because the queue was full.
+    pub fn new(cfg: &HashConfig, rejections: prometheus::IntCounter) -> anyhow::Result<Self> {
         let params = Params::new(cfg.m_kib, cfg.t, cfg.p, None)
             .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
         let (tx, rx) = sync_channel::<Job>(cfg.queue);
@@ -67,6 +69,7 @@ impl Hasher {
             params,
             dummy_hash,
             queued: Arc::new(AtomicUsize::new(0)),
+            rejections,
         })
     }
 
@@ -92,6 +95,7 @@ impl Hasher {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
+                self.rejections.inc();
                 tracing::warn!("password hashing queue full");
                 return Err(ApiError::Overloaded);
             }
@@ -166,6 +170,10 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
 mod tests {
     use super::*;
 
+    fn counter() -> prometheus::IntCounter {
+        prometheus::IntCounter::new("rejections", "test").unwrap()
+    }
+
     fn cfg(m_kib: u32, workers: usize, queue: usize) -> HashConfig {
         HashConfig {
             m_kib,
@@ -178,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_outdated_ones_are_rehashed() {
-        let old = Hasher::new(&cfg(64, 1, 4)).unwrap();
+        let old = Hasher::new(&cfg(64, 1, 4), counter()).unwrap();
         let hash = old.hash("correct horse battery".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         let same = old
@@ -199,7 +207,7 @@ mod tests {
                 .ok
         );
 
-        let new = Hasher::new(&cfg(128, 1, 4)).unwrap();
+        let new = Hasher::new(&cfg(128, 1, 4), counter()).unwrap();
         let v = new
             .verify("correct horse battery".into(), Some(hash))
             .await
@@ -214,7 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_users_never_verify() {
-        let h = Hasher::new(&cfg(64, 1, 4)).unwrap();
+        let h = Hasher::new(&cfg(64, 1, 4), counter()).unwrap();
         let v = h
             .verify("dummy password for timing equalisation".into(), None)
             .await
@@ -224,7 +232,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_queue_is_refused_at_once() {
-        let h = Arc::new(Hasher::new(&cfg(32 * 1024, 1, 1)).unwrap());
+        let h = Arc::new(Hasher::new(&cfg(32 * 1024, 1, 1), counter()).unwrap());
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let h = Arc::clone(&h);

@@ -10,6 +10,8 @@
 //! - [`error`]: the one error type and its RFC 9457 rendering.
 //! - [`hashing`]: Argon2id in a bounded pool; [`keys`]: signing keys; [`mail`]: the outbox sender.
 
+pub mod cache;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -17,6 +19,9 @@ pub mod extract;
 pub mod hashing;
 pub mod keys;
 pub mod mail;
+pub mod metrics;
+pub mod ratelimit;
+pub mod redis_store;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -61,16 +61,40 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         migrate(&config).await?;
         let keys = crate::keys::load(&config.keys)?;
-        let hasher = Hasher::new(&config.hashing)?;
+        let metrics = crate::metrics::Metrics::new()?;
+        let hasher = Hasher::new(&config.hashing, metrics.hash_rejections.clone())?;
         let expect = Expectations {
             issuer: config.tokens.issuer.clone(),
             audience: config.tokens.audience.clone(),
         };
+        let redis = match &config.redis.url {
+            Some(url) => Some(crate::redis_store::Redis::new(
+                url.expose(),
+                &config.redis.prefix,
+            )?),
+            None => None,
+        };
+        let ttl = std::time::Duration::from_secs(config.redis.cache_ttl);
+        let cache = match &redis {
+            Some(r) => crate::cache::UserCache::redis(r.clone(), ttl),
+            None => crate::cache::UserCache::memory(ttl),
+        };
+        let limiter =
+            crate::ratelimit::Limiter::new(redis.clone(), config.limits.login_failure_window);
+        if redis.is_none() {
+            tracing::info!(
+                "REDIS_URL is not set: user views are cached and rate limits kept in process"
+            );
+        }
         let state = AppState {
+            redis,
+            cache: Arc::new(cache),
+            limiter: Arc::new(limiter),
             db: pool(&config)?,
             hasher: Arc::new(hasher),
             keys: Arc::new(keys),
             expect: Arc::new(expect),
+            metrics: Arc::new(metrics),
             mail_ready: Arc::new(Notify::new()),
             config: Arc::new(config),
         };

@@ -6,9 +6,13 @@ use deadpool_postgres::Pool;
 use tokio::sync::Notify;
 use users_core::token::Expectations;
 
+use crate::cache::UserCache;
 use crate::config::Config;
 use crate::hashing::Hasher;
 use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
+use crate::redis_store::Redis;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -17,6 +21,11 @@ pub struct AppState {
     pub hasher: Arc<Hasher>,
     pub keys: Arc<Keys>,
     pub expect: Arc<Expectations>,
+    pub metrics: Arc<Metrics>,
+    /// Present when `REDIS_URL` is set.
+    pub redis: Option<Redis>,
+    pub cache: Arc<UserCache>,
+    pub limiter: Arc<Limiter>,
     /// Woken when mail is written to the outbox.
     pub mail_ready: Arc<Notify>,
 }

@@ -82,16 +82,18 @@ pub async fn delete(db: &impl GenericClient, name: &str) -> Result<(), tokio_pos
     Ok(())
 }
 
-/// Revokes the tokens of every holder of `role` (its permissions changed or it is going away).
+/// Revokes the tokens of every holder of `role` (its permissions changed or it is going away);
+/// returns each holder's id and new row version.
 pub async fn bump_holders(
     db: &impl GenericClient,
     role: &str,
-) -> Result<(), tokio_postgres::Error> {
-    db.execute(
-        "UPDATE users SET security_version = security_version + 1, version = version + 1, updated_at = now() \
-         WHERE id IN (SELECT user_id FROM user_roles WHERE role_name = $1)",
-        &[&role],
-    )
-    .await?;
-    Ok(())
+) -> Result<Vec<(uuid::Uuid, i64)>, tokio_postgres::Error> {
+    let rows = db
+        .query(
+            "UPDATE users SET security_version = security_version + 1, version = version + 1, updated_at = now() \
+             WHERE id IN (SELECT user_id FROM user_roles WHERE role_name = $1) RETURNING id, version",
+            &[&role],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

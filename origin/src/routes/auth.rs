@@ -18,6 +18,7 @@ use super::Check;
 use crate::db::{self, GenericClient, audit::Event, tokens::Spend};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, Ctx, JsonBody, OptionalJsonBody, media_type, parse_json, read_body};
+use crate::ratelimit::Scope;
 use crate::state::{AppState, now};
 
 pub fn router() -> Router<AppState> {
@@ -199,6 +200,18 @@ async fn login(
         return Err(ApiError::InvalidCredentials);
     }
 
+    // Failures are throttled per identifier, whether or not such an account exists.
+    let identifier = login.trim().to_lowercase();
+    if let Some(secs) = state.limiter.login_locked(&identifier).await {
+        state
+            .metrics
+            .rate_limited
+            .with_label_values(&[Scope::LoginFailures.as_str()])
+            .inc();
+        return Err(ApiError::RateLimited {
+            retry_after_secs: secs,
+        });
+    }
     let client = state.db.get().await?;
     let found = db::users::get_by_login(&client, &login).await?;
     let (user, hash) = match found {
@@ -223,8 +236,10 @@ async fn login(
             },
         )
         .await?;
+        state.limiter.login_failed(&identifier).await;
         return Err(ApiError::InvalidCredentials);
     };
+    state.limiter.login_succeeded(&identifier).await;
     if let Some(rehash) = verification.rehash {
         db::users::set_password(&client, user.id, &rehash).await?;
     }

@@ -21,11 +21,15 @@ use crate::state::AppState;
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let api = Router::new()
         .merge(auth::router())
         .merge(users::router())
         .merge(roles::router())
-        .merge(ops::router())
+        .merge(ops::router());
+    // Every route also answers under /v1; the unversioned paths are the v1 alias.
+    Router::new()
+        .merge(api.clone())
+        .nest("/v1", api)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -37,9 +41,31 @@ pub fn router(state: AppState) -> Router {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::client::client_context))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_malformed_request_id))
         .with_state(state)
+}
+
+/// Longest client-supplied request id kept.
+const REQUEST_ID_MAX: usize = 128;
+
+/// Drops a client `X-Request-Id` that is not well-formed (1–128 of `[A-Za-z0-9._:-]`), so
+/// one is generated instead and logs never carry hostile text.
+async fn drop_malformed_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let well_formed = req.headers().get("x-request-id").is_some_and(|v| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= REQUEST_ID_MAX
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+    });
+    if !well_formed {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
 }
 
 /// Rewrites any error response that is not already a problem (framework rejections, such as

@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/metrics", get(crate::metrics::scrape))
 }
 
 /// Alive: the process answers.
@@ -22,7 +23,7 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready: PostgreSQL answers within two seconds.
+/// Ready: PostgreSQL answers within two seconds and, when configured, so does Redis.
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let check = async {
         let client = state.db.get().await?;
@@ -30,12 +31,18 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         Ok::<_, ApiError>(())
     };
     match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(Ok(())) => Ok(Json(
-            json!({"status": "ready", "checks": {"postgres": "ok"}}),
-        )),
-        Ok(Err(e)) => Err(ApiError::Unavailable(format!("postgres: {e}"))),
-        Err(_) => Err(ApiError::Unavailable("postgres: timed out".into())),
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ApiError::Unavailable(format!("postgres: {e}"))),
+        Err(_) => return Err(ApiError::Unavailable("postgres: timed out".into())),
     }
+    let mut checks = json!({"postgres": "ok"});
+    if let Some(redis) = &state.redis {
+        if !redis.ping().await {
+            return Err(ApiError::Unavailable("redis: no answer".into()));
+        }
+        checks["redis"] = json!("ok");
+    }
+    Ok(Json(json!({"status": "ready", "checks": checks})))
 }
 
 async fn jwks(State(state): State<AppState>) -> impl axum::response::IntoResponse {

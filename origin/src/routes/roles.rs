@@ -187,8 +187,9 @@ async fn update_role(
         ..current.clone()
     };
     db::roles::update(&tx, &updated).await?;
+    let mut changed = Vec::new();
     if perms_changed {
-        db::roles::bump_holders(&tx, &name).await?;
+        changed = db::roles::bump_holders(&tx, &name).await?;
     }
     db::audit::record(
         &tx,
@@ -202,6 +203,9 @@ async fn update_role(
     )
     .await?;
     tx.commit().await?;
+    for (id, version) in changed {
+        state.cache.invalidate(id, version).await;
+    }
     Ok(Json(updated))
 }
 
@@ -219,7 +223,7 @@ async fn delete_role(
     if role.builtin {
         return Err(ApiError::forbidden("Built-in roles cannot be deleted."));
     }
-    db::roles::bump_holders(&tx, &name).await?;
+    let changed = db::roles::bump_holders(&tx, &name).await?;
     db::roles::delete(&tx, &name).await?;
     db::audit::record(
         &tx,
@@ -233,5 +237,8 @@ async fn delete_role(
     )
     .await?;
     tx.commit().await?;
+    for (id, version) in changed {
+        state.cache.invalidate(id, version).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }

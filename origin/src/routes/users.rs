@@ -123,11 +123,26 @@ async fn get_me(
     auth: Auth,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let client = state.db.get().await?;
-    let user = db::users::get(&client, auth.user_id)
+    let view = cached_view(&state, auth.user_id)
         .await?
         .ok_or(ApiError::InvalidToken)?;
-    Ok(read_response(&user.view(), &headers))
+    Ok(read_response(&view, &headers))
+}
+
+/// The view of `id`, from the cache or from PostgreSQL (then cached).
+pub async fn cached_view(state: &AppState, id: Uuid) -> ApiResult<Option<UserView>> {
+    if let Some(view) = state.cache.get(id).await {
+        state.metrics.cache_hits.inc();
+        return Ok(Some(view));
+    }
+    state.metrics.cache_misses.inc();
+    let client = state.db.get().await?;
+    let Some(user) = db::users::get(&client, id).await? else {
+        return Ok(None);
+    };
+    let view = user.view();
+    state.cache.store(&view).await;
+    Ok(Some(view))
 }
 
 /// `GET /users/{id}`: self or `users:read`; anyone else gets `404`.
@@ -141,11 +156,8 @@ async fn get_user(
     if !auth.is(id) && !auth.has(Permission::UsersRead) {
         return Err(ApiError::NotFound);
     }
-    let client = state.db.get().await?;
-    let user = db::users::get(&client, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(read_response(&user.view(), &headers))
+    let view = cached_view(&state, id).await?.ok_or(ApiError::NotFound)?;
+    Ok(read_response(&view, &headers))
 }
 
 #[derive(Debug, Deserialize)]
@@ -378,6 +390,7 @@ async fn delete_user(
     )
     .await?;
     tx.commit().await?;
+    state.cache.invalidate(id, crate::cache::DELETED).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -427,6 +440,7 @@ async fn role_change(
         .await?
         .ok_or(ApiError::NotFound)?;
     let holds = user.roles.contains(&role.name);
+    let mut changed_version = None;
     if grant != holds {
         let mut roles = user.roles.clone();
         if grant {
@@ -439,6 +453,7 @@ async fn role_change(
         }
         db::users::set_roles(&tx, id, &roles).await?;
         db::users::touch(&tx, id, true).await?;
+        changed_version = Some(user.version + 1);
         db::tokens::revoke_all_refresh(&tx, id).await?;
         let action = if grant {
             "role.granted"
@@ -458,6 +473,9 @@ async fn role_change(
         .await?;
     }
     tx.commit().await?;
+    if let Some(version) = changed_version {
+        state.cache.invalidate(id, version).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

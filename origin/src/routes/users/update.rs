@@ -384,5 +384,6 @@ async fn update(
     let updated = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
     tx.commit().await?;
     let view = updated.view();
+    state.cache.store(&view).await;
     Ok(with_etag(StatusCode::OK, &view.etag(), &view))
 }

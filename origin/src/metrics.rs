@@ -1,0 +1,149 @@
+//! Prometheus metrics, one registry per application (no globals: tests run several origins in
+//! one process).
+//!
+//! Requests are counted and timed by route template (never the raw path, so ids do not explode
+//! the label set), method and status. Gauges for the hashing queue and the database pool are
+//! read when `/metrics` is scraped.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::state::AppState;
+
+/// Every metric the origin exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub hash_queue_depth: IntGauge,
+    pub hash_rejections: IntCounter,
+    pub db_pool_connections: IntGauge,
+    pub db_pool_available: IntGauge,
+    pub db_pool_waiters: IntGauge,
+    pub cache_hits: IntCounter,
+    pub cache_misses: IntCounter,
+    pub rate_limited: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let labels = &["method", "route", "status"];
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route template and status",
+            ),
+            labels,
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ],
+            ),
+            labels,
+        )?;
+        let hash_queue_depth = IntGauge::new(
+            "users_hash_queue_depth",
+            "Password hashes waiting or running",
+        )?;
+        let hash_rejections = IntCounter::new(
+            "users_hash_rejections_total",
+            "Requests refused because the hashing queue was full",
+        )?;
+        let db_pool_connections =
+            IntGauge::new("users_db_pool_connections", "Open database connections")?;
+        let db_pool_available =
+            IntGauge::new("users_db_pool_available", "Idle database connections")?;
+        let db_pool_waiters = IntGauge::new(
+            "users_db_pool_waiters",
+            "Requests waiting for a database connection",
+        )?;
+        let cache_hits = IntCounter::new("users_cache_hits_total", "User-view cache hits")?;
+        let cache_misses = IntCounter::new("users_cache_misses_total", "User-view cache misses")?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "users_rate_limited_total",
+                "Requests refused by a rate limit",
+            ),
+            &["scope"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(hash_queue_depth.clone()))?;
+        registry.register(Box::new(hash_rejections.clone()))?;
+        registry.register(Box::new(db_pool_connections.clone()))?;
+        registry.register(Box::new(db_pool_available.clone()))?;
+        registry.register(Box::new(db_pool_waiters.clone()))?;
+        registry.register(Box::new(cache_hits.clone()))?;
+        registry.register(Box::new(cache_misses.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            hash_queue_depth,
+            hash_rejections,
+            db_pool_connections,
+            db_pool_available,
+            db_pool_waiters,
+            cache_hits,
+            cache_misses,
+            rate_limited,
+        })
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Counts and times every request by route template.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    let labels = [method.as_str(), route.as_str(), status.as_str()];
+    state.metrics.requests.with_label_values(&labels).inc();
+    state
+        .metrics
+        .latency
+        .with_label_values(&labels)
+        .observe(start.elapsed().as_secs_f64());
+    res
+}
+
+/// `GET /metrics`.
+pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
+    let m = &state.metrics;
+    m.hash_queue_depth.set(state.hasher.in_flight() as i64);
+    let pool = state.db.status();
+    m.db_pool_connections.set(pool.size as i64);
+    m.db_pool_available.set(pool.available as i64);
+    m.db_pool_waiters.set(pool.waiting as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.render(),
+    )
+}

@@ -1,0 +1,207 @@
+//! Rate limits (SPEC §4): GCRA quotas per client IP on `/auth/*` and per user on
+//! authenticated routes, and growing lock-outs per login identifier after failed logins.
+//!
+//! The arithmetic is `users_core::ratelimit`. With Redis, each quota check is one atomic script
+//! call shared by every replica; without Redis (or while it is unreachable) an in-process map
+//! applies the same arithmetic per replica.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use users_core::ratelimit::{Decision, Quota, gcra, login_lockout_secs};
+
+use crate::redis_store::Redis;
+
+/// GCRA in one atomic step; the same arithmetic as `users_core::ratelimit::gcra`.
+/// KEYS[1] = TAT key; ARGV = now_ms, interval_ms, window_ms. Returns {allowed, tat_before}.
+const GCRA_SCRIPT: &str = r"
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local stored = redis.call('GET', KEYS[1])
+local tat = now
+if stored then tat = math.max(tonumber(stored), now) end
+local new_tat = tat + interval
+if new_tat - window > now then return {0, tat} end
+local ceil_tat = math.ceil(new_tat)
+redis.call('SET', KEYS[1], ceil_tat, 'PX', math.max(1, ceil_tat - now))
+return {1, tat}
+";
+
+/// Largest number of keys of the in-process limiter before expired ones are swept.
+const MEMORY_KEYS: usize = 100_000;
+
+/// Which limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    AuthIp,
+    User,
+    LoginFailures,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthIp => "auth-ip",
+            Self::User => "user",
+            Self::LoginFailures => "login-failures",
+        }
+    }
+}
+
+/// A refused request: what to tell the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    pub scope: Scope,
+    pub quota: Option<Quota>,
+    pub retry_after_secs: i64,
+}
+
+/// Writes `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) for a quota decision.
+pub fn quota_headers(headers: &mut HeaderMap, scope: Scope, quota: Quota, d: &Decision) {
+    let name = scope.as_str();
+    let policy = format!("\"{name}\";q={};w={}", quota.limit, quota.window_secs());
+    let state = format!("\"{name}\";r={};t={}", d.remaining, d.reset_secs());
+    if let (Ok(p), Ok(s)) = (
+        HeaderValue::from_str(&policy),
+        HeaderValue::from_str(&state),
+    ) {
+        headers.insert("ratelimit-policy", p);
+        headers.insert("ratelimit", s);
+    }
+    if !d.allowed {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs()));
+    }
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    tats: HashMap<String, i64>,
+    failures: HashMap<String, (u32, i64)>,
+    locks: HashMap<String, i64>,
+}
+
+/// The limiter.
+#[derive(Debug)]
+pub struct Limiter {
+    redis: Option<Redis>,
+    gcra: redis::Script,
+    memory: Mutex<Memory>,
+    /// How long failures are remembered, ms.
+    failure_window_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or_default()
+}
+
+impl Limiter {
+    pub fn new(redis: Option<Redis>, failure_window_secs: i64) -> Self {
+        Self {
+            redis,
+            gcra: redis::Script::new(GCRA_SCRIPT),
+            memory: Mutex::new(Memory::default()),
+            failure_window_ms: failure_window_secs * 1000,
+        }
+    }
+
+    /// Applies one request under `key` to `quota`.
+    pub async fn check(&self, key: &str, quota: Quota) -> Decision {
+        let now = now_ms();
+        if let Some(redis) = &self.redis {
+            let mut inv = self.gcra.prepare_invoke();
+            inv.key(redis.key(&format!("rl:{key}")))
+                .arg(now)
+                .arg(quota.emission_interval_ms())
+                .arg(quota.window_ms);
+            if let Some((_, tat_before)) = redis.script::<(i64, i64)>(&inv).await {
+                // Same inputs, same arithmetic: the script's verdict and the headers agree.
+                return gcra(Some(tat_before), now, quota);
+            }
+        }
+        let Ok(mut mem) = self.memory.lock() else {
+            return gcra(None, now, quota);
+        };
+        if mem.tats.len() >= MEMORY_KEYS {
+            mem.tats.retain(|_, tat| *tat > now);
+        }
+        let decision = gcra(mem.tats.get(key).copied(), now, quota);
+        if decision.allowed {
+            mem.tats.insert(key.to_owned(), decision.tat_ms);
+        }
+        decision
+    }
+
+    /// Seconds `identifier` stays locked after earlier failures, if it is locked.
+    pub async fn login_locked(&self, identifier: &str) -> Option<i64> {
+        let now = now_ms();
+        if let Some(redis) = &self.redis
+            && let Some(ttl) = redis
+                .query::<i64>(redis::cmd("PTTL").arg(redis.key(&format!("ll:{identifier}"))))
+                .await
+        {
+            return (ttl > 0).then(|| (ttl + 999) / 1000);
+        }
+        let mem = self.memory.lock().ok()?;
+        mem.locks
+            .get(identifier)
+            .filter(|until| **until > now)
+            .map(|until| (until - now + 999) / 1000)
+    }
+
+    /// Records a failed login for `identifier`; returns the lock-out it now has, if any.
+    pub async fn login_failed(&self, identifier: &str) -> Option<i64> {
+        let now = now_ms();
+        if let Some(redis) = &self.redis {
+            let count_key = redis.key(&format!("lf:{identifier}"));
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .incr(&count_key, 1)
+                .pexpire(&count_key, self.failure_window_ms)
+                .ignore();
+            let counted: Option<(u32,)> = redis.pipeline(&pipe).await;
+            if let Some((failures,)) = counted {
+                let lock = login_lockout_secs(failures);
+                if let Some(secs) = lock {
+                    let lock_key = redis.key(&format!("ll:{identifier}"));
+                    let _: Option<()> = redis
+                        .query(redis::cmd("SET").arg(lock_key).arg(1).arg("EX").arg(secs))
+                        .await;
+                }
+                return lock;
+            }
+        }
+        let mut mem = self.memory.lock().ok()?;
+        let window = self.failure_window_ms;
+        let entry = mem
+            .failures
+            .entry(identifier.to_owned())
+            .or_insert((0, now + window));
+        if entry.1 < now {
+            *entry = (0, now + window);
+        }
+        entry.0 += 1;
+        let lock = login_lockout_secs(entry.0);
+        if let Some(secs) = lock {
+            mem.locks.insert(identifier.to_owned(), now + secs * 1000);
+        }
+        lock
+    }
+
+    /// A successful login clears the identifier's failures.
+    pub async fn login_succeeded(&self, identifier: &str) {
+        if let Some(redis) = &self.redis {
+            let keys = [
+                redis.key(&format!("lf:{identifier}")),
+                redis.key(&format!("ll:{identifier}")),
+            ];
+            let _: Option<i64> = redis.query(redis::cmd("DEL").arg(&keys)).await;
+        }
+        if let Ok(mut mem) = self.memory.lock() {
+            mem.failures.remove(identifier);
+            mem.locks.remove(identifier);
+        }
+    }
+}
