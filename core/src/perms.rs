@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One permission a role can grant. Self-service needs none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Permission {
     #[serde(rename = "users:read")]
     UsersRead,

@@ -92,6 +92,7 @@ impl ErrorCode {
 
 /// One refused field of a request body or query string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldProblem {
     /// The field's name (a JSON member or query parameter).
     pub field: String,
@@ -110,6 +111,7 @@ impl FieldProblem {
 
 /// An RFC 9457 problem details body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_: String,

@@ -35,7 +35,10 @@ impl Quota {
         if limit == 0 || num <= 0 || num > 1_000_000 {
             return Err(QuotaError);
         }
-        Ok(Self { limit, window_ms: num * unit_ms })
+        Ok(Self {
+            limit,
+            window_ms: num * unit_ms,
+        })
     }
 
     /// Time between two requests at the sustained rate.
@@ -92,7 +95,9 @@ pub fn gcra(tat_ms: Option<i64>, now_ms: i64, quota: Quota) -> Decision {
         };
     }
     let used = new_tat - now_ms as f64;
-    let remaining = ((quota.window_ms as f64 - used) / interval).floor().max(0.0) as u32;
+    let remaining = ((quota.window_ms as f64 - used) / interval)
+        .floor()
+        .max(0.0) as u32;
     Decision {
         allowed: true,
         tat_ms: new_tat.ceil() as i64,
@@ -123,10 +128,34 @@ mod tests {
 
     #[test]
     fn quotas_parse() {
-        assert_eq!(Quota::parse("20/60"), Ok(Quota { limit: 20, window_ms: 60_000 }));
-        assert_eq!(Quota::parse("20/60s"), Ok(Quota { limit: 20, window_ms: 60_000 }));
-        assert_eq!(Quota::parse("300/1m"), Ok(Quota { limit: 300, window_ms: 60_000 }));
-        assert_eq!(Quota::parse(" 5 / 2h "), Ok(Quota { limit: 5, window_ms: 7_200_000 }));
+        assert_eq!(
+            Quota::parse("20/60"),
+            Ok(Quota {
+                limit: 20,
+                window_ms: 60_000
+            })
+        );
+        assert_eq!(
+            Quota::parse("20/60s"),
+            Ok(Quota {
+                limit: 20,
+                window_ms: 60_000
+            })
+        );
+        assert_eq!(
+            Quota::parse("300/1m"),
+            Ok(Quota {
+                limit: 300,
+                window_ms: 60_000
+            })
+        );
+        assert_eq!(
+            Quota::parse(" 5 / 2h "),
+            Ok(Quota {
+                limit: 5,
+                window_ms: 7_200_000
+            })
+        );
         for bad in ["", "20", "0/60", "20/0", "x/60", "20/-1", "20/1d"] {
             assert_eq!(Quota::parse(bad), Err(QuotaError), "{bad}");
         }
@@ -134,7 +163,10 @@ mod tests {
 
     #[test]
     fn a_burst_of_limit_is_allowed_then_refused() {
-        let q = Quota { limit: 3, window_ms: 3000 };
+        let q = Quota {
+            limit: 3,
+            window_ms: 3000,
+        };
         let mut tat = None;
         for expected_remaining in [2, 1, 0] {
             let d = gcra(tat, 10_000, q);

@@ -20,6 +20,7 @@ pub mod hashing;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
+pub mod openapi;
 pub mod ratelimit;
 pub mod redis_store;
 pub mod routes;

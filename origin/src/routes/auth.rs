@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use users_core::fields::{DisplayName, Email, Username};
-use users_core::model::TokenResponse;
+use users_core::model::{TokenResponse, UserView};
 use users_core::password::{self, Identity};
 use users_core::perms::USER_ROLE;
 use users_core::token::{AccessClaims, Audience};
@@ -21,6 +21,21 @@ use crate::extract::{Auth, Ctx, JsonBody, OptionalJsonBody, media_type, parse_js
 use crate::ratelimit::Scope;
 use crate::state::{AppState, now};
 
+/// The OpenAPI description of these routes.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(register, login, refresh, logout, request_reset, confirm_reset),
+    components(schemas(Accepted))
+)]
+pub struct Docs;
+
+/// The answer to a reset request: the same whatever the address.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Accepted {
+    detail: String,
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/register", post(register))
@@ -31,12 +46,16 @@ pub fn router() -> Router<AppState> {
         .route("/auth/password/reset/{token}", put(confirm_reset))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     username: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
+    #[schema(min_length = 15, max_length = 128)]
     password: Option<String>,
+    #[schema(max_length = 100)]
     display_name: Option<String>,
 }
 
@@ -97,6 +116,7 @@ pub fn validate_new(
 }
 
 /// `POST /auth/register`: self-registration with the `user` role.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterBody, responses((status = 201, description = "Account created", body = UserView, headers(("Location" = String), ("ETag" = String)))))]
 async fn register(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -147,13 +167,13 @@ async fn register(
     Ok(super::users::created(&user.view()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct LoginJson {
     login: Option<String>,
     password: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct LoginForm {
     username: Option<String>,
     password: Option<String>,
@@ -161,6 +181,7 @@ struct LoginForm {
 }
 
 /// `POST /auth/login`: JSON `{login, password}` or the OAuth2 password form.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body(content((LoginJson = "application/json"), (LoginForm = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Tokens", body = TokenResponse)))]
 async fn login(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -300,13 +321,14 @@ pub async fn issue_tokens(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: Option<String>,
 }
 
 /// `POST /auth/refresh`: rotates the refresh token; replaying a spent one revokes its family.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshBody, responses((status = 200, description = "A new token pair", body = TokenResponse)))]
 async fn refresh(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -354,7 +376,7 @@ async fn refresh(
     Ok(Json(tokens))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LogoutBody {
     refresh_token: Option<String>,
@@ -363,6 +385,7 @@ struct LogoutBody {
 
 /// `POST /auth/logout`: ends one session (its refresh family) or, with `all`, every session
 /// and every outstanding access token.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = LogoutBody, description = "Optional"), security(("bearer" = [])), responses((status = 204, description = "Logged out")))]
 async fn logout(
     State(state): State<AppState>,
     auth: Auth,
@@ -391,7 +414,7 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResetRequestBody {
     email: Option<String>,
@@ -399,6 +422,7 @@ struct ResetRequestBody {
 
 /// `POST /auth/password/reset`: always `202` with the same body. The look-up and the mail
 /// happen after the response, so timing says nothing about whether the address is known.
+#[utoipa::path(post, path = "/auth/password/reset", tag = "auth", request_body = ResetRequestBody, responses((status = 202, description = "Accepted, whether or not the address is known", body = Accepted)))]
 async fn request_reset(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -457,7 +481,7 @@ async fn send_reset(state: &AppState, ctx: &Ctx, email: &Email) -> ApiResult<()>
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResetConfirmBody {
     password: Option<String>,
@@ -465,6 +489,7 @@ struct ResetConfirmBody {
 
 /// `PUT /auth/password/reset/{token}`: sets a new password, spends the token and revokes every
 /// session and access token of the user.
+#[utoipa::path(put, path = "/auth/password/reset/{token}", tag = "auth", params(("token" = String, Path, description = "The token from the reset mail")), request_body = ResetConfirmBody, responses((status = 204, description = "Password set; every session revoked")))]
 async fn confirm_reset(
     State(state): State<AppState>,
     ctx: Ctx,

@@ -25,7 +25,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(users::router())
         .merge(roles::router())
-        .merge(ops::router());
+        .merge(ops::router())
+        .merge(crate::openapi::router());
     // Every route also answers under /v1; the unversioned paths are the v1 alias.
     Router::new()
         .merge(api.clone())

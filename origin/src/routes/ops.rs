@@ -10,6 +10,11 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The OpenAPI description of these routes.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz, jwks))]
+pub struct Docs;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
@@ -19,11 +24,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive", body = Object)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready: PostgreSQL answers within two seconds and, when configured, so does Redis.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready", body = Object)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let check = async {
         let client = state.db.get().await?;
@@ -45,6 +52,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     Ok(Json(json!({"status": "ready", "checks": checks})))
 }
 
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, description = "Public keys that verify access tokens", body = Object)))]
 async fn jwks(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],

@@ -17,6 +17,21 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, JsonBody, from_value, media_type, parse_json, read_body};
 use crate::state::AppState;
 
+/// The OpenAPI description of these routes.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(list_roles, get_role, create_role, update_role, delete_role),
+    components(schemas(RoleList))
+)]
+pub struct Docs;
+
+/// Every role.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RoleList {
+    items: Vec<RoleView>,
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/roles", get(list_roles).post(create_role))
@@ -36,12 +51,14 @@ fn require(auth: &Auth, perm: Permission) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(get, path = "/roles", tag = "roles", security(("bearer" = [])), responses((status = 200, description = "Every role", body = RoleList)))]
 async fn list_roles(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
     require(&auth, Permission::RolesRead)?;
     let client = state.db.get().await?;
     Ok(Json(json!({"items": db::roles::list(&client).await?})))
 }
 
+#[utoipa::path(get, path = "/roles/{name}", tag = "roles", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, description = "The role", body = RoleView)))]
 async fn get_role(
     State(state): State<AppState>,
     auth: Auth,
@@ -56,13 +73,17 @@ async fn get_role(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleBody {
+    #[schema(pattern = "^[a-z0-9_-]{2,32}$")]
     name: Option<String>,
+    #[schema(max_length = 500)]
     description: Option<String>,
+    #[schema(value_type = Option<Vec<Permission>>)]
     permissions: Option<Vec<String>>,
     #[serde(default, rename = "builtin")]
+    #[schema(value_type = Option<bool>)]
     _builtin: Option<Value>,
 }
 
@@ -89,6 +110,7 @@ fn validate(check: &mut Check, description: &str, permissions: &[String]) -> Vec
     perms
 }
 
+#[utoipa::path(post, path = "/roles", tag = "roles", security(("bearer" = [])), request_body = RoleBody, responses((status = 201, description = "Created", body = RoleView, headers(("Location" = String)))))]
 async fn create_role(
     State(state): State<AppState>,
     auth: Auth,
@@ -136,6 +158,7 @@ async fn create_role(
 }
 
 /// `PATCH /roles/{name}`: JSON Merge Patch of `description` and `permissions`.
+#[utoipa::path(patch, path = "/roles/{name}", tag = "roles", security(("bearer" = [])), params(("name" = String, Path)), request_body(content((RoleBody = "application/merge-patch+json"), (RoleBody = "application/json"))), responses((status = 200, description = "Updated", body = RoleView)))]
 async fn update_role(
     State(state): State<AppState>,
     auth: Auth,
@@ -209,6 +232,7 @@ async fn update_role(
     Ok(Json(updated))
 }
 
+#[utoipa::path(delete, path = "/roles/{name}", tag = "roles", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 204, description = "Deleted")))]
 async fn delete_role(
     State(state): State<AppState>,
     auth: Auth,

@@ -24,6 +24,33 @@ use crate::state::AppState;
 
 mod update;
 
+/// The OpenAPI description of these routes.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(
+        get_me,
+        get_user,
+        create_user,
+        list_users,
+        delete_user,
+        grant_role,
+        revoke_role,
+        update::put_user,
+        update::patch_user
+    ),
+    components(schemas(UserPage, CreateBody, update::UserReplace, update::UserPatch))
+)]
+pub struct Docs;
+
+/// A page of users.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UserPage {
+    items: Vec<UserView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/users", get(list_users).post(create_user))
@@ -118,6 +145,7 @@ fn read_response(view: &UserView, headers: &HeaderMap) -> Response {
 }
 
 /// `GET /users/me`.
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), params(("If-None-Match" = Option<String>, Header)), responses((status = 200, description = "Your account", body = UserView, headers(("ETag" = String))), (status = 304, description = "Not modified")))]
 async fn get_me(
     State(state): State<AppState>,
     auth: Auth,
@@ -146,6 +174,7 @@ pub async fn cached_view(state: &AppState, id: Uuid) -> ApiResult<Option<UserVie
 }
 
 /// `GET /users/{id}`: self or `users:read`; anyone else gets `404`.
+#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = String, Path, description = "User id (UUID)"), ("If-None-Match" = Option<String>, Header)), responses((status = 200, description = "The account", body = UserView, headers(("ETag" = String))), (status = 304, description = "Not modified")))]
 async fn get_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -160,18 +189,23 @@ async fn get_user(
     Ok(read_response(&view, &headers))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     username: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
+    #[schema(min_length = 15, max_length = 128)]
     password: Option<String>,
+    #[schema(max_length = 100)]
     display_name: Option<String>,
     roles: Option<Vec<String>>,
     is_active: Option<bool>,
 }
 
 /// `POST /users` (`users:create`).
+#[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])), request_body = CreateBody, responses((status = 201, description = "Account created", body = UserView, headers(("Location" = String), ("ETag" = String)))))]
 async fn create_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -234,18 +268,30 @@ const Q_MAX: usize = 100;
 const LIMIT_DEFAULT: i64 = 20;
 const LIMIT_MAX: i64 = 100;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Exact email, case-insensitive.
     email: Option<String>,
+    /// Exact username, case-insensitive.
     username: Option<String>,
+    /// Substring of username, email or display name.
+    #[param(max_length = 100)]
     q: Option<String>,
+    /// Holders of this role.
     role: Option<String>,
+    #[param(value_type = Option<bool>)]
     is_active: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime)]
     created_after: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime)]
     created_before: Option<String>,
+    #[param(pattern = "^-?(created_at|username)$")]
     sort: Option<String>,
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -259,6 +305,7 @@ fn parse_time(check: &mut Check, name: &str, raw: Option<&str>) -> Option<time::
 }
 
 /// `GET /users` (`users:read`): filters, sort, keyset pagination.
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), params(ListQuery), responses((status = 200, description = "One page", body = UserPage, headers(("Link" = String, description = "rel=\"next\" when another page follows")))))]
 async fn list_users(
     State(state): State<AppState>,
     auth: Auth,
@@ -269,7 +316,13 @@ async fn list_users(
             "This requires the users:read permission.",
         ));
     }
-    let query: ListQuery = serde_urlencoded::from_str(raw.as_deref().unwrap_or_default())
+    // Empty parameters (`?sort=&limit=`) count as absent.
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.as_deref().unwrap_or_default())
+            .map_err(|e| ApiError::validation("query", e.to_string()))?;
+    let non_empty: Vec<_> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    let non_empty = serde_urlencoded::to_string(&non_empty).unwrap_or_default();
+    let query: ListQuery = serde_urlencoded::from_str(&non_empty)
         .map_err(|e| ApiError::validation("query", e.to_string()))?;
     let mut check = Check::default();
     let sort = match query.sort.as_deref() {
@@ -364,6 +417,7 @@ fn next_link(raw_query: &str, cursor: &str) -> String {
 }
 
 /// `DELETE /users/{id}` (self or `users:delete`): removes the account and its personal data.
+#[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 204, description = "Deleted")))]
 async fn delete_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -480,6 +534,7 @@ async fn role_change(
 }
 
 /// `PUT /users/{id}/roles/{name}` (`users:update`).
+#[utoipa::path(put, path = "/users/{id}/roles/{name}", tag = "users", security(("bearer" = [])), params(("id" = String, Path), ("name" = String, Path)), responses((status = 204, description = "The user holds the role")))]
 async fn grant_role(
     State(state): State<AppState>,
     auth: Auth,
@@ -489,6 +544,7 @@ async fn grant_role(
 }
 
 /// `DELETE /users/{id}/roles/{name}` (`users:update`).
+#[utoipa::path(delete, path = "/users/{id}/roles/{name}", tag = "users", security(("bearer" = [])), params(("id" = String, Path), ("name" = String, Path)), responses((status = 204, description = "The user no longer holds the role")))]
 async fn revoke_role(
     State(state): State<AppState>,
     auth: Auth,

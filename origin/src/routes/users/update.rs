@@ -23,6 +23,35 @@ use crate::extract::{Auth, from_value, media_type, parse_json, read_body};
 use crate::routes::{Check, etag_matches, with_etag};
 use crate::state::AppState;
 
+/// `PUT /users/{id}` body: every mutable field (absent `display_name` clears it; absent
+/// `roles`/`is_active` keep theirs). Read-only fields may be echoed unchanged.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UserReplace {
+    username: String,
+    email: String,
+    display_name: Option<String>,
+    roles: Option<Vec<String>>,
+    is_active: Option<bool>,
+    /// A new password; changing your own needs `current_password`.
+    password: Option<String>,
+    current_password: Option<String>,
+}
+
+/// `PATCH /users/{id}` body: a JSON Merge Patch (RFC 7396) of the user view, plus
+/// `password`/`current_password`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UserPatch {
+    username: Option<String>,
+    email: Option<String>,
+    display_name: Option<String>,
+    roles: Option<Vec<String>>,
+    is_active: Option<bool>,
+    password: Option<String>,
+    current_password: Option<String>,
+}
+
 /// Fields clients can see but never set.
 const READ_ONLY: [&str; 4] = ["id", "created_at", "updated_at", "version"];
 
@@ -192,6 +221,7 @@ async fn read_object(req: Request, state: &AppState, mode: Mode) -> ApiResult<Ma
 }
 
 /// `PUT /users/{id}`: replaces the mutable fields.
+#[utoipa::path(put, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)), request_body = UserReplace, responses((status = 200, description = "Updated", body = UserView, headers(("ETag" = String)))))]
 pub async fn put_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -206,6 +236,7 @@ pub async fn put_user(
 }
 
 /// `PATCH /users/{id}`: JSON Merge Patch (RFC 7396).
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)), request_body(content((UserPatch = "application/merge-patch+json"), (UserPatch = "application/json"))), responses((status = 200, description = "Updated", body = UserView, headers(("ETag" = String)))))]
 pub async fn patch_user(
     State(state): State<AppState>,
     auth: Auth,
