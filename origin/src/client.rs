@@ -18,6 +18,10 @@ use crate::state::AppState;
 /// The header that carries the edge's shared secret.
 pub const EDGE_SECRET_HEADER: &str = "x-edge-secret";
 
+/// Whether the request carries the edge's shared secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FromEdge(pub bool);
+
 /// The resolved client address of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
@@ -73,8 +77,10 @@ pub async fn client_context(
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
     let ip = resolve(peer, req.headers(), &state.config.proxies);
+    let from_edge = carries_edge_secret(req.headers(), &state.config.proxies);
     req.headers_mut().remove(EDGE_SECRET_HEADER);
     req.extensions_mut().insert(ClientIp(ip));
+    req.extensions_mut().insert(FromEdge(from_edge));
     if !is_auth_path(req.uri().path()) {
         return next.run(req).await;
     }

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod edge_feed;
 pub mod error;
 pub mod extract;
 pub mod hashing;

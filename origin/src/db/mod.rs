@@ -2,6 +2,7 @@
 //! `&impl GenericClient`, so it serves a pooled client and a transaction alike.
 
 pub mod audit;
+pub mod events;
 pub mod outbox;
 pub mod roles;
 pub mod tokens;

@@ -26,7 +26,8 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(roles::router())
         .merge(ops::router())
-        .merge(crate::openapi::router());
+        .merge(crate::openapi::router())
+        .merge(crate::edge_feed::router());
     // Every route also answers under /v1; the unversioned paths are the v1 alias.
     Router::new()
         .merge(api.clone())
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::edge_feed::echo_revocations))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::client::client_context))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
