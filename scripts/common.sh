@@ -40,3 +40,29 @@ ensure_postgres() {
   echo "PostgreSQL is not reachable at ${PGHOST:-127.0.0.1}:${PGPORT:-5432}" >&2
   exit 1
 }
+
+# nginx for the load-balancer failover test (tests/it/nginx.rs) and `nginx -t` in
+# scripts/validate-deploy.sh. Installed from Debian's packages when absent; the package index
+# is refreshed only if the first attempt fails.
+ensure_nginx() {
+  if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then return; fi
+  log "installing nginx"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+  local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120
+    install -y -q --no-install-recommends nginx)
+  if ! "${install[@]}" </dev/null >/dev/null 2>&1; then
+    "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=120 update -q </dev/null >/dev/null
+    "${install[@]}" </dev/null
+  fi
+}
+
+# A project-local Python venv for PyPI tools (schemathesis, linters), reused when present.
+VENV="$TOOLS/venv"
+ensure_venv() {
+  if [ ! -x "$VENV/bin/pip" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, core for every target, then every test
-# (unit, property and end-to-end against a real PostgreSQL) with nextest.
+# Runs the whole test suite: deploy manifests, formatting, lints, core for every target, then
+# every test (unit, property and end-to-end against a real PostgreSQL, nginx failover) with
+# nextest.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -8,6 +9,10 @@ cd "$ROOT"
 ensure_toolchain
 ensure_postgres
 ensure_nextest
+ensure_nginx
+
+log "deploy/ validation"
+scripts/validate-deploy.sh
 
 log "cargo fmt --check"
 cargo fmt --all --check

@@ -90,6 +90,30 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// The detail of codes whose detail never varies, so every tier words them alike; for the
+    /// others, the title (tiers then pass a specific detail).
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::InvalidCursor => "The cursor is not one this API issued.",
+            Self::Unauthenticated => "A bearer access token is required.",
+            Self::InvalidToken => "The access token is invalid, expired or revoked.",
+            Self::InvalidCredentials => "The login or password is incorrect.",
+            Self::InvalidGrant => "The refresh token is invalid, expired or revoked.",
+            Self::RegistrationDisabled => "Self-registration is disabled on this server.",
+            Self::NotFound => "The requested resource does not exist.",
+            Self::MethodNotAllowed => "This method is not supported on this resource.",
+            Self::PreconditionFailed => "The resource has changed since the If-Match version.",
+            Self::PayloadTooLarge => "The request body exceeds 65536 bytes.",
+            Self::InvalidResetToken => "The reset token is invalid, expired or already used.",
+            Self::Overloaded => "The server is busy; retry shortly.",
+            Self::Unavailable => "A dependency is unavailable; retry shortly.",
+            Self::Internal => "An unexpected error occurred.",
+            other => other.title(),
+        }
+    }
+}
+
 /// One refused field of a request body or query string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

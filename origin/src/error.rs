@@ -89,54 +89,54 @@ impl ApiError {
             Self::InvalidCursor => (
                 S::BAD_REQUEST,
                 ErrorCode::InvalidCursor,
-                "The cursor is not one this API issued.".into(),
+                ErrorCode::InvalidCursor.detail().into(),
             ),
             Self::Unauthenticated => (
                 S::UNAUTHORIZED,
                 ErrorCode::Unauthenticated,
-                "A bearer access token is required.".into(),
+                ErrorCode::Unauthenticated.detail().into(),
             ),
             Self::InvalidToken => (
                 S::UNAUTHORIZED,
                 ErrorCode::InvalidToken,
-                "The access token is invalid, expired or revoked.".into(),
+                ErrorCode::InvalidToken.detail().into(),
             ),
             Self::InvalidCredentials => (
                 S::UNAUTHORIZED,
                 ErrorCode::InvalidCredentials,
-                "The login or password is incorrect.".into(),
+                ErrorCode::InvalidCredentials.detail().into(),
             ),
             Self::InvalidGrant => (
                 S::UNAUTHORIZED,
                 ErrorCode::InvalidGrant,
-                "The refresh token is invalid, expired or revoked.".into(),
+                ErrorCode::InvalidGrant.detail().into(),
             ),
             Self::Forbidden(d) => (S::FORBIDDEN, ErrorCode::Forbidden, d.clone()),
             Self::RegistrationDisabled => (
                 S::FORBIDDEN,
                 ErrorCode::RegistrationDisabled,
-                "Self-registration is disabled on this server.".into(),
+                ErrorCode::RegistrationDisabled.detail().into(),
             ),
             Self::NotFound => (
                 S::NOT_FOUND,
                 ErrorCode::NotFound,
-                "The requested resource does not exist.".into(),
+                ErrorCode::NotFound.detail().into(),
             ),
             Self::MethodNotAllowed => (
                 S::METHOD_NOT_ALLOWED,
                 ErrorCode::MethodNotAllowed,
-                "This method is not supported on this resource.".into(),
+                ErrorCode::MethodNotAllowed.detail().into(),
             ),
             Self::Conflict(d) => (S::CONFLICT, ErrorCode::Conflict, d.clone()),
             Self::PreconditionFailed => (
                 S::PRECONDITION_FAILED,
                 ErrorCode::PreconditionFailed,
-                "The resource has changed since the If-Match version.".into(),
+                ErrorCode::PreconditionFailed.detail().into(),
             ),
             Self::PayloadTooLarge => (
                 S::PAYLOAD_TOO_LARGE,
                 ErrorCode::PayloadTooLarge,
-                "The request body exceeds 65536 bytes.".into(),
+                ErrorCode::PayloadTooLarge.detail().into(),
             ),
             Self::UnsupportedMediaType(d) => (
                 S::UNSUPPORTED_MEDIA_TYPE,
@@ -151,7 +151,7 @@ impl ApiError {
             Self::InvalidResetToken => (
                 S::BAD_REQUEST,
                 ErrorCode::InvalidResetToken,
-                "The reset token is invalid, expired or already used.".into(),
+                ErrorCode::InvalidResetToken.detail().into(),
             ),
             Self::RateLimited { retry_after_secs } => (
                 S::TOO_MANY_REQUESTS,
@@ -161,17 +161,17 @@ impl ApiError {
             Self::Overloaded => (
                 S::SERVICE_UNAVAILABLE,
                 ErrorCode::Overloaded,
-                "The server is busy; retry shortly.".into(),
+                ErrorCode::Overloaded.detail().into(),
             ),
             Self::Unavailable(_) => (
                 S::SERVICE_UNAVAILABLE,
                 ErrorCode::Unavailable,
-                "A dependency is unavailable; retry shortly.".into(),
+                ErrorCode::Unavailable.detail().into(),
             ),
             Self::Internal(_) => (
                 S::INTERNAL_SERVER_ERROR,
                 ErrorCode::Internal,
-                "An unexpected error occurred.".into(),
+                ErrorCode::Internal.detail().into(),
             ),
         }
     }

@@ -1,9 +1,10 @@
 //! The test harness: a real origin on a random port over a throw-away database.
 //!
 //! [`spawn_app`] clones a fresh database from the migrated template ([`crate::testdb`]),
-//! starts the origin in-process with cheap Argon2 parameters and an SMTP sink
-//! ([`crate::smtp`]), and logs the bootstrap admin in. The database is dropped when the
-//! [`TestApp`] is. Typed request helpers (`register`, `login`, `new_user`, …) and problem
+//! starts the origin in-process with cheap Argon2 parameters, an SMTP sink
+//! ([`crate::smtp`]), the shared test Redis under a key prefix of its own and rate limits too
+//! high to matter, and logs the bootstrap admin in. The database and the Redis keys are
+//! dropped when the [`TestApp`] is. Typed request helpers (`register`, `login`, `new_user`, …) and problem
 //! assertions live here too.
 
 use std::collections::HashMap;
@@ -15,8 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::scrape::{Scrape, scrape};
 use crate::smtp::SmtpSink;
-use crate::testdb::{Cleanup, PG_BASE, connect, create_test_database};
+use crate::testdb::{Cleanup, PG_BASE, REDIS_URL, connect, create_test_database};
 
 /// The public URL the origin is configured with: the issuer of its tokens and the base of links
 /// in its mail. It is never dialled.
@@ -32,6 +34,9 @@ pub const ALL_PERMS: [&str; 6] = [
     "roles:read",
     "roles:manage",
 ];
+/// The rate limits of the default test configuration: far above what any test sends, so only
+/// the tests of limits (which set their own) ever meet one.
+pub const UNLIMITED: &str = "1000000/60s";
 
 /// A running origin with its own database and mailbox.
 pub struct TestApp {
@@ -91,9 +96,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
     init_logging();
     let db_name = create_test_database().await;
     let data_dir = std::env::temp_dir().join(format!("users-it-{}", Uuid::new_v4().simple()));
+    let redis_prefix = format!("it:{db_name}:");
     let cleanup = Cleanup {
         db_name: db_name.clone(),
         data_dir: data_dir.clone(),
+        redis_prefix: redis_prefix.clone(),
     };
     std::fs::create_dir_all(&data_dir).expect("create DATA_DIR");
     let smtp = SmtpSink::start().await;
@@ -112,6 +119,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
         ("ARGON2_M_KIB", "1024".to_owned()),
         ("ARGON2_T", "1".to_owned()),
         ("MAIL_POLL_MS", "50".to_owned()),
+        ("REDIS_URL", REDIS_URL.to_owned()),
+        ("REDIS_PREFIX", redis_prefix),
+        ("RATE_LIMIT_AUTH_IP", UNLIMITED.to_owned()),
+        ("RATE_LIMIT_USER", UNLIMITED.to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -205,6 +216,11 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The prefix of every Redis key of this app (`it:<db_name>:`).
+    pub fn redis_prefix(&self) -> &str {
+        self.vars.get("REDIS_PREFIX").map_or("", String::as_str)
+    }
+
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.client.request(method, self.url(path))
     }
@@ -227,6 +243,11 @@ impl TestApp {
 
     pub fn delete(&self, path: &str) -> RequestBuilder {
         self.request(Method::DELETE, path)
+    }
+
+    /// The origin's `GET /metrics`, parsed.
+    pub async fn metrics(&self) -> Scrape {
+        scrape(&self.client, &self.address).await
     }
 
     /// `POST /auth/register`.

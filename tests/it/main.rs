@@ -11,7 +11,12 @@
 //!   password change); [`access`] (BOLA, privilege escalation); [`revocation`]; [`roles`];
 //!   [`reset`] (password reset by mail); [`pagination`] (keyset pages, filters);
 //!   [`concurrency`]; [`errors`] (the problem vocabulary, pinned with snapshots); [`audit`];
-//!   [`ops`] (probes, config, bootstrap, replicas, sabotage).
+//!   [`ops`] (probes, config, bootstrap, replicas, sabotage); [`nginx`] (the committed nginx
+//!   config in front of two replicas: spreading, request ids, body limit, failover).
+//! - [`cache`] (the user-view cache across replicas and races); [`ratelimit`] (quotas,
+//!   login lock-outs, trusted client addresses); [`observability`] (metrics, the `/v1`
+//!   alias, request ids); [`faults`] (Redis and PostgreSQL cut, hanging or killed, through
+//!   the TCP [`proxy`]); [`scrape`] reads `/metrics`.
 //!
 //! Every test runs in its own process under cargo-nextest and owns its database, so tests are
 //! independent of order and of each other.
@@ -19,16 +24,23 @@
 mod access;
 mod audit;
 mod auth;
+mod cache;
 mod concurrency;
 mod errors;
+mod faults;
 mod helpers;
 mod jwt;
+mod nginx;
+mod observability;
 mod ops;
 mod pagination;
+mod proxy;
+mod ratelimit;
 mod register;
 mod reset;
 mod revocation;
 mod roles;
+mod scrape;
 mod smtp;
 mod testdb;
 mod tokens;

@@ -1,4 +1,5 @@
-//! Throw-away databases: a template migrated once per migration set, cloned per test.
+//! Throw-away databases: a template migrated once per migration set, cloned per test; and the
+//! per-test Redis key prefixes, whose keys are deleted with the database.
 //!
 //! The template is named after a hash of `migrations/sql`, so a changed migration gets a new
 //! template. Creating it happens under an advisory lock, as `<name>_tmp` renamed when complete,
@@ -14,6 +15,9 @@ use uuid::Uuid;
 
 /// The server PostgreSQL runs on (trust authentication).
 pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// The Redis server of the tests (no persistence). Each test's keys live under its own prefix.
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Key of the advisory lock held while the template database is created.
 const TEMPLATE_LOCK_KEY: i64 = 0x7573_6572_735f_7470; // "users_tp"
@@ -133,17 +137,79 @@ pub async fn ensure_template() -> String {
     name
 }
 
-/// Removes a test database and data directory when dropped, also when `spawn_app` panics
-/// half-way.
+/// A connection to the test Redis.
+pub async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(REDIS_URL).expect("a valid Redis URL");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .expect("Redis answers within 5 s")
+    .expect("connect to Redis at 127.0.0.1:6379")
+}
+
+/// `prefix` as a literal `SCAN MATCH` pattern followed by `*`.
+fn prefix_pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    pattern
+}
+
+/// Every key on the test Redis that starts with `prefix`.
+pub async fn redis_keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let pattern = prefix_pattern(prefix);
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .expect("SCAN the test Redis");
+        keys.extend(batch);
+        if next == 0 {
+            return keys;
+        }
+        cursor = next;
+    }
+}
+
+/// Deletes every key that starts with `prefix` from the test Redis.
+async fn delete_redis_keys(prefix: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(REDIS_URL)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let keys = redis_keys(&mut conn, prefix).await;
+    for chunk in keys.chunks(500) {
+        let _: i64 = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await?;
+    }
+    Ok(())
+}
+
+/// Removes a test database, its Redis keys and its data directory when dropped, also when
+/// `spawn_app` panics half-way.
 pub struct Cleanup {
     pub db_name: String,
     pub data_dir: PathBuf,
+    /// Every Redis key of the test starts with it (also those of replicas with a longer one).
+    pub redis_prefix: String,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let db_name = self.db_name.clone();
         let data_dir = self.data_dir.clone();
+        let redis_prefix = self.redis_prefix.clone();
         // Dropping runs inside the test's runtime, which cannot be blocked on: use a thread
         // with a runtime of its own.
         let dropper = std::thread::spawn(move || {
@@ -152,6 +218,10 @@ impl Drop for Cleanup {
                 .build()
                 .expect("build the drop runtime");
             rt.block_on(async move {
+                // Redis may be cut off by a test or down: do not let that hang the cleanup.
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), delete_redis_keys(&redis_prefix))
+                        .await;
                 let Ok((client, connection)) =
                     tokio_postgres::connect(&format!("{PG_BASE}/postgres"), NoTls).await
                 else {

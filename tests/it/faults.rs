@@ -1,0 +1,460 @@
+//! Sabotage of the origin's dependencies, one origin at a time (the shared servers are never
+//! touched): Redis cut or hanging behind a [`TcpProxy`], PostgreSQL connections killed under a
+//! write load, and PostgreSQL cut or hanging behind a proxy.
+//!
+//! The contract: Redis is only an accelerator (requests keep being served from PostgreSQL,
+//! with bounded latency, and the cache is used again when Redis returns, without serving what
+//! changed meanwhile as stale); PostgreSQL trouble is a `503` problem with `Retry-After`, never
+//! a `500` and never a lost acknowledged write, and the pool recovers by itself.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use futures::future::join_all;
+use reqwest::Response;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{
+    TestApp, TestUser, assert_problem, header, json_body, spawn_app, spawn_app_with,
+    strong_password, unique_name,
+};
+use crate::proxy::TcpProxy;
+use crate::testdb::connect;
+
+/// The slowest answer accepted from an origin whose Redis is gone.
+const REDIS_DOWN_BUDGET: Duration = Duration::from_secs(2);
+
+fn redis_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6379))
+}
+
+fn postgres_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5432))
+}
+
+/// Runs `request`, asserting it completes within `budget`; returns its output.
+async fn within<T>(what: &str, budget: Duration, request: impl Future<Output = T>) -> T {
+    let start = Instant::now();
+    let resp = request.await;
+    let took = start.elapsed();
+    assert!(took < budget, "{what} took {took:?} (budget {budget:?})");
+    resp
+}
+
+/// Polls `GET /readyz` until it answers `status` (10 s at most).
+async fn wait_for_readyz(app: &TestApp, status: u16) {
+    let mut last = 0;
+    for _ in 0..100 {
+        last = app.get("/readyz").send().await.unwrap().status().as_u16();
+        if last == status {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/readyz still answers {last}, not {status}");
+}
+
+/// An origin whose `REDIS_URL` goes through a proxy, and a user whose view is cached.
+async fn app_behind_redis_proxy() -> (TestApp, TcpProxy, TestUser) {
+    let proxy = TcpProxy::start(redis_addr()).await;
+    let url = format!("redis://{}", proxy.addr());
+    let app = spawn_app_with(|v| {
+        v.insert("REDIS_URL".into(), url);
+    })
+    .await;
+    let user = app.new_user().await;
+    for _ in 0..2 {
+        assert_eq!(app.me(&user.access).await.status(), 200);
+    }
+    assert!(
+        app.metrics().await.sum("users_cache_hits_total", &[]) >= 1.0,
+        "the cache works through the proxy"
+    );
+    (app, proxy, user)
+}
+
+/// `users_cache_hits_total` of the app.
+async fn cache_hits(app: &TestApp) -> f64 {
+    app.metrics().await.sum("users_cache_hits_total", &[])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_redis_requests_are_served_from_postgres_and_the_cache_returns_with_it() {
+    let (app, proxy, user) = app_behind_redis_proxy().await;
+
+    proxy.cut();
+
+    let budget = REDIS_DOWN_BUDGET;
+    let me = within("GET /users/me", budget, app.me(&user.access)).await;
+    assert_eq!(json_body(me, 200).await["id"], json!(user.id));
+    let login = within(
+        "login",
+        budget,
+        app.login_raw(&user.username, &user.password),
+    )
+    .await;
+    assert_eq!(login.status(), 200);
+    let read = within(
+        "GET /users/{id}",
+        budget,
+        app.get_user(&app.admin.access, user.id),
+    )
+    .await;
+    assert_eq!(read.status(), 200);
+    let patch = within(
+        "PATCH /users/{id}",
+        budget,
+        app.patch_user(&user.access, user.id, &json!({"display_name": "No Redis"})),
+    )
+    .await;
+    assert_eq!(patch.status(), 200);
+    let ready = within("GET /readyz", budget, app.get("/readyz").send()).await;
+    assert_problem(ready.unwrap(), 503, "unavailable").await;
+    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+
+    proxy.restore();
+
+    wait_for_readyz(&app, 200).await;
+    let before = cache_hits(&app).await;
+    let mut hits = before;
+    for _ in 0..50 {
+        assert_eq!(app.me(&user.access).await.status(), 200);
+        hits = cache_hits(&app).await;
+        if hits > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(hits > before, "the cache is used again once Redis is back");
+}
+
+/// What changed while Redis was unreachable must not be hidden by the entries cached before:
+/// neither for the writer (read-your-writes) nor for anyone else.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_made_while_redis_was_cut_are_not_hidden_by_older_entries_afterwards() {
+    let (app, proxy, user) = app_behind_redis_proxy().await;
+    let doomed = app.new_user().await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.get_user(&app.admin.access, doomed.id).await.status(),
+            200
+        );
+    }
+
+    proxy.cut();
+    let patch = app
+        .patch_user(
+            &user.access,
+            user.id,
+            &json!({"display_name": "Changed Offline"}),
+        )
+        .await;
+    let etag = header(&patch, "etag");
+    json_body(patch, 200).await;
+    let delete = app
+        .delete(&format!("/users/{}", doomed.id))
+        .bearer_auth(&app.admin.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    proxy.restore();
+    wait_for_readyz(&app, 200).await;
+
+    let me = app.me(&user.access).await;
+    let me_etag = header(&me, "etag");
+    let me_body = json_body(me, 200).await;
+    let gone = app.get_user(&app.admin.access, doomed.id).await;
+    let gone_status = gone.status().as_u16();
+
+    assert_eq!(
+        (me_etag, &me_body["display_name"], gone_status),
+        (etag, &json!("Changed Offline"), 404),
+        "(the writer's ETag, display name) after its PATCH, and the deleted user's status"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_redis_costs_bounded_latency() {
+    let (app, proxy, user) = app_behind_redis_proxy().await;
+
+    proxy.blackhole();
+
+    for i in 0..3 {
+        let me = within("GET /users/me", REDIS_DOWN_BUDGET, app.me(&user.access)).await;
+        assert_eq!(me.status(), 200, "attempt {i}");
+        let login = within(
+            "login",
+            REDIS_DOWN_BUDGET,
+            app.login_raw(&user.username, &user.password),
+        )
+        .await;
+        assert_eq!(login.status(), 200, "attempt {i}");
+    }
+    let ready = within("GET /readyz", REDIS_DOWN_BUDGET, app.get("/readyz").send()).await;
+    assert_problem(ready.unwrap(), 503, "unavailable").await;
+
+    proxy.restore();
+    wait_for_readyz(&app, 200).await;
+}
+
+/// Terminates every backend of the app's database (the test's own connection included).
+async fn kill_backends(db_name: &str) -> i64 {
+    let admin = connect("postgres").await;
+    admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db_name],
+        )
+        .await
+        .expect("terminate backends")
+        .len() as i64
+}
+
+/// Asserts a failed request is a `503 unavailable` problem with `Retry-After`.
+async fn assert_unavailable(resp: Response, what: &str) {
+    let retry_after = header(&resp, "retry-after");
+    let body = assert_problem(resp, 503, "unavailable").await;
+    assert!(
+        retry_after.is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s >= 1)),
+        "{what}: 503 with a Retry-After; body {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_database_connections_lose_no_acknowledged_write_and_the_pool_recovers() {
+    const CHAINS: usize = 6;
+    const PATCHES_PER_CHAIN: usize = 10;
+    const REGISTRATIONS: usize = 20;
+    let app = spawn_app().await;
+    let mut users = Vec::new();
+    for _ in 0..CHAINS {
+        users.push(app.new_user().await);
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+
+    // Each chain patches one user sequentially, remembering every attempt's outcome.
+    let chains = users.iter().enumerate().map(|(c, user)| {
+        let app = &app;
+        async move {
+            let mut outcomes = Vec::new();
+            for i in 0..PATCHES_PER_CHAIN {
+                let name = format!("chain {c} patch {i}");
+                let resp = app
+                    .patch_user(&user.access, user.id, &json!({"display_name": name}))
+                    .await;
+                let status = resp.status().as_u16();
+                if status != 200 {
+                    assert_unavailable(resp, &format!("PATCH {name} ({status})")).await;
+                }
+                outcomes.push((name, status));
+            }
+            outcomes
+        }
+    });
+    let registrations = futures::stream::iter(0..REGISTRATIONS)
+        .map(|_| {
+            let app = &app;
+            async move {
+                let username = unique_name("k");
+                let email = format!("{username}@example.com");
+                let resp = app.register(&username, &email, &strong_password()).await;
+                let status = resp.status().as_u16();
+                if status == 201 {
+                    let body = json_body(resp, 201).await;
+                    Some(body["id"].as_str().unwrap().parse::<Uuid>().unwrap())
+                } else {
+                    assert_unavailable(resp, &format!("register ({status})")).await;
+                    None
+                }
+            }
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<_>>();
+    let killer = async {
+        let mut killed = 0;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if done.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            killed += kill_backends(&app.db_name).await;
+        }
+        killed
+    };
+    let load = async {
+        let out = tokio::join!(join_all(chains), registrations);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        out
+    };
+    let ((patches, registered), killed) = tokio::join!(load, killer);
+
+    assert!(killed > 0, "some connections were terminated");
+    let db = connect(&app.db_name).await;
+    for (user, outcomes) in users.iter().zip(&patches) {
+        let row = db
+            .query_one(
+                "SELECT version, display_name FROM users WHERE id = $1",
+                &[&user.id],
+            )
+            .await
+            .unwrap();
+        let (version, name): (i64, Option<String>) = (row.get(0), row.get(1));
+        let acknowledged = outcomes.iter().filter(|(_, s)| *s == 200).count() as i64;
+        // Version 1 is the registration; every acknowledged PATCH added one.
+        let patches_stored = version - 1;
+        assert!(
+            patches_stored >= acknowledged,
+            "{acknowledged} acknowledged PATCHes, version {version}: {outcomes:?}"
+        );
+        // The row holds the last acknowledged value, or a later attempt whose outcome is
+        // unknown to the client (its commit may have landed before the connection died).
+        if let Some(last_ok) = outcomes.iter().rposition(|(_, s)| *s == 200) {
+            let allowed: Vec<&String> = outcomes[last_ok..].iter().map(|(n, _)| n).collect();
+            assert!(
+                name.as_ref().is_some_and(|n| allowed.contains(&n)),
+                "display_name {name:?}, expected one of {allowed:?}"
+            );
+        }
+    }
+    for id in registered.iter().flatten() {
+        let n: i64 = db
+            .query_one("SELECT count(*) FROM users WHERE id = $1", &[id])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1, "acknowledged registration {id} is stored");
+    }
+    let ok_patches = patches.iter().flatten().filter(|(_, s)| *s == 200).count();
+    let ok_registrations = registered.iter().flatten().count();
+    assert!(
+        ok_patches > 0 && ok_registrations > 0,
+        "some writes succeeded ({ok_patches} PATCHes, {ok_registrations} registrations)"
+    );
+
+    // The pool recovers without a restart: connections killed while idle are replaced.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for user in &users {
+        let me = app.me(&user.access).await;
+        assert_eq!(me.status(), 200, "{}", me.text().await.unwrap_or_default());
+        let resp = app
+            .patch_user(&user.access, user.id, &json!({"display_name": "After"}))
+            .await;
+        assert_eq!(resp.status(), 200);
+    }
+    app.login(&users[0].username, &users[0].password).await;
+    assert_eq!(app.get("/readyz").send().await.unwrap().status(), 200);
+}
+
+/// An origin whose `DATABASE_URL` goes through a proxy.
+async fn app_behind_postgres_proxy() -> (TestApp, TcpProxy) {
+    let proxy = TcpProxy::start(postgres_addr()).await;
+    let addr = proxy.addr().to_string();
+    let app = spawn_app_with(|v| {
+        let url = v["DATABASE_URL"].replace("127.0.0.1:5432", &addr);
+        v.insert("DATABASE_URL".into(), url);
+    })
+    .await;
+    (app, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_postgres_is_cut_the_api_answers_503_and_recovers_after() {
+    let (app, proxy) = app_behind_postgres_proxy().await;
+    let user = app.new_user().await;
+    let budget = Duration::from_secs(6);
+
+    proxy.cut();
+
+    let me = within("GET /users/me", budget, app.me(&user.access)).await;
+    assert_unavailable(me, "GET /users/me").await;
+    let read = within(
+        "GET /users/{id}",
+        budget,
+        app.get_user(&app.admin.access, user.id),
+    )
+    .await;
+    assert_unavailable(read, "GET /users/{id}").await;
+    let login = within(
+        "login",
+        budget,
+        app.login_raw(&user.username, &user.password),
+    )
+    .await;
+    assert_unavailable(login, "login").await;
+    let username = unique_name("cut");
+    let register = within(
+        "register",
+        budget,
+        app.register(
+            &username,
+            &format!("{username}@example.com"),
+            &strong_password(),
+        ),
+    )
+    .await;
+    assert_unavailable(register, "register").await;
+    let ready = within("GET /readyz", budget, app.get("/readyz").send()).await;
+    assert_problem(ready.unwrap(), 503, "unavailable").await;
+    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+
+    proxy.restore();
+
+    wait_for_readyz(&app, 200).await;
+    assert_eq!(app.me(&user.access).await.status(), 200);
+    let pair = app.login(&user.username, &user.password).await;
+    let resp = app
+        .patch_user(
+            &pair.access_token,
+            user.id,
+            &json!({"display_name": "Back"}),
+        )
+        .await;
+    assert_eq!(json_body(resp, 200).await["display_name"], json!("Back"));
+}
+
+/// A PostgreSQL that stops answering (a network partition: connections stay open, nothing
+/// comes back) must not hold requests forever: they fail with `503` within a bounded time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_postgres_yields_503_within_bounded_time() {
+    let (app, proxy) = app_behind_postgres_proxy().await;
+    let user = app.new_user().await;
+    // Several pooled connections, so requests meet idle connections that now hang.
+    join_all((0..4).map(|_| app.me(&user.access))).await;
+    let budget = Duration::from_secs(10);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+
+    proxy.blackhole();
+
+    let attempts = (0..3).map(|_| {
+        let client = client.clone();
+        let url = app.url("/users/me");
+        let token = user.access.clone();
+        async move {
+            let start = Instant::now();
+            let resp = client.get(url).bearer_auth(token).send().await;
+            (start.elapsed(), resp)
+        }
+    });
+    let results = join_all(attempts).await;
+    let ready = within(
+        "GET /readyz",
+        Duration::from_secs(4),
+        app.get("/readyz").send(),
+    )
+    .await;
+
+    proxy.restore();
+    for (took, resp) in results {
+        let resp = resp.unwrap_or_else(|e| panic!("no answer after {took:?}: {e}"));
+        assert!(took < budget, "answered after {took:?}");
+        assert_unavailable(resp, "GET /users/me").await;
+    }
+    assert_problem(ready.unwrap(), 503, "unavailable").await;
+}

@@ -1,0 +1,456 @@
+//! nginx in front of two origin replicas over one database, with the committed
+//! `deploy/nginx/nginx.conf`: requests are spread over both replicas, request ids and the body
+//! limit hold at the proxy, and when one replica stops nginx fails over to the other without a
+//! single failed request.
+//!
+//! The configuration is the committed file with only its marked blocks replaced (see
+//! [`render`]): runtime paths inside a temporary directory, a free loopback port, the two
+//! replicas as upstream servers, and an `X-Upstream` response header so the test can see which
+//! replica answered. nginx runs in the foreground as a child process and is stopped on drop.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::helpers::{assert_problem, header, spawn_app};
+
+/// The committed configuration under test.
+const NGINX_CONF: &str = include_str!("../../deploy/nginx/nginx.conf");
+
+/// Replaces the lines between `# @begin NAME` and `# @end NAME` for each `(NAME, text)` in
+/// `blocks`, keeping the marker lines and everything else. Panics if a marker is missing, so a
+/// renamed block cannot silently leave production settings in the test.
+fn render(conf: &str, blocks: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(conf.len());
+    let mut seen = BTreeSet::new();
+    let mut skipping = false;
+    for line in conf.lines() {
+        let trimmed = line.trim();
+        if let Some(name) = trimmed.strip_prefix("# @begin ") {
+            out.push_str(line);
+            out.push('\n');
+            if let Some((_, text)) = blocks.iter().find(|(n, _)| *n == name) {
+                out.push_str(text);
+                out.push('\n');
+                seen.insert(name.to_owned());
+                skipping = true;
+            }
+            continue;
+        }
+        if trimmed.starts_with("# @end ") {
+            skipping = false;
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for (name, _) in blocks {
+        assert!(
+            seen.contains(*name),
+            "deploy/nginx/nginx.conf has no `# @begin {name}` block"
+        );
+    }
+    out
+}
+
+/// The nginx binary: `NGINX_BIN`, else `/usr/sbin/nginx`, else `nginx` on `PATH`.
+fn nginx_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NGINX_BIN") {
+        return bin.into();
+    }
+    let default = Path::new("/usr/sbin/nginx");
+    if default.exists() {
+        return default.to_owned();
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("nginx"))
+                .find(|p| p.exists())
+        })
+        .expect(
+            "nginx is not installed: scripts/test.sh installs it \
+             (apt-get install -y --no-install-recommends nginx), or set NGINX_BIN",
+        )
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// A client for the proxy: no redirects, no proxies, and a short timeout so a stuck request
+/// fails the test quickly instead of hanging it.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("build the HTTP client")
+}
+
+/// A running nginx (master and one worker) in its own prefix directory.
+struct Nginx {
+    bin: PathBuf,
+    dir: PathBuf,
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    address: String,
+}
+
+impl Nginx {
+    /// Starts nginx in front of `upstreams` (`host:port` each) and waits until it answers.
+    async fn start(upstreams: &[&str]) -> Self {
+        let bin = nginx_binary();
+        let mut last_error = String::new();
+        // A free port can be taken between the probe and nginx's bind: try a few.
+        for _ in 0..3 {
+            let dir = std::env::temp_dir().join(format!("users-nginx-{}", Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).expect("create the nginx prefix directory");
+            let port = free_port();
+            let d = dir.display();
+            let servers: Vec<String> = upstreams
+                .iter()
+                .map(|a| format!("        server {a} max_fails=3 fail_timeout=10s;"))
+                .collect();
+            let conf = render(
+                NGINX_CONF,
+                &[
+                    (
+                        "process",
+                        format!(
+                            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;"
+                        ),
+                    ),
+                    (
+                        "paths",
+                        format!(
+                            "access_log {d}/access.log users;\n\
+                             client_body_temp_path {d}/body;\n\
+                             proxy_temp_path {d}/proxy;\n\
+                             fastcgi_temp_path {d}/fastcgi;\n\
+                             uwsgi_temp_path {d}/uwsgi;\n\
+                             scgi_temp_path {d}/scgi;"
+                        ),
+                    ),
+                    ("upstream-servers", servers.join("\n")),
+                    ("listen", format!("listen 127.0.0.1:{port};")),
+                    (
+                        "test-hooks",
+                        "add_header X-Upstream $upstream_addr always;".to_owned(),
+                    ),
+                ],
+            );
+            let conf_path = dir.join("nginx.conf");
+            std::fs::write(&conf_path, conf).expect("write nginx.conf");
+            let child = Command::new(&bin)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .arg("-c")
+                .arg(&conf_path)
+                .args(["-g", "daemon off;"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+            let mut nginx = Self {
+                bin: bin.clone(),
+                dir,
+                child,
+                address: format!("http://127.0.0.1:{port}"),
+            };
+            match nginx.wait_ready().await {
+                Ok(()) => return nginx,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("nginx did not start: {last_error}");
+    }
+
+    /// Polls `/healthz` through nginx for up to 10 s.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let client = client();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("nginx exited with {status}: {}", self.error_log()));
+            }
+            if let Ok(resp) = client.get(self.url("/healthz")).send().await
+                && resp.status() == StatusCode::OK
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no answer within 10 s: {}", self.error_log()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // Fast shutdown through the master (it stops its worker too), then a hard kill if it
+        // has not exited within 5 s.
+        let _ = Command::new(&self.bin)
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-e")
+            .arg(self.dir.join("error.log"))
+            .arg("-c")
+            .arg(self.dir.join("nginx.conf"))
+            .args(["-s", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An origin replica over the test's database that the test can stop.
+struct Replica {
+    /// `127.0.0.1:PORT`, as nginx's `$upstream_addr` names it.
+    addr: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Replica {
+    async fn start(vars: &HashMap<String, String>) -> Self {
+        let config = users_origin::Config::from_lookup(|k| vars.get(k).cloned())
+            .expect("the test configuration is valid");
+        let app = users_origin::Application::build(config)
+            .await
+            .expect("the replica starts");
+        let addr = format!("127.0.0.1:{}", app.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_with_shutdown(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops accepting, drains in-flight requests and waits (at most 15 s) until it is gone.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(15), &mut self.task)
+            .await
+            .expect("the replica stops within 15 s")
+            .expect("the replica task")
+            .expect("the replica shuts down cleanly");
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The replicas nginx tried for `resp`, in order, from `X-Upstream` (`$upstream_addr`): the
+/// last one answered, earlier ones failed and were moved on from. Empty for an answer of
+/// nginx's own (its error pages carry no `X-Upstream`).
+fn tried(resp: &reqwest::Response) -> Vec<String> {
+    header(resp, "x-upstream")
+        .map(|h| h.split(',').map(|a| a.trim().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The replica that answered `resp`.
+fn answered_by(resp: &reqwest::Response) -> String {
+    tried(resp).pop().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_spreads_requests_and_fails_over_when_a_replica_stops() {
+    let app = spawn_app().await;
+    let first = app
+        .address
+        .strip_prefix("http://")
+        .expect("an http address")
+        .to_owned();
+    let second = Replica::start(&app.vars).await;
+    let nginx = Nginx::start(&[&first, &second.addr]).await;
+    let client = client();
+    let login = json!({"login": app.admin.username, "password": app.admin.password});
+
+    // Both replicas serve: round robin alternates over 20 requests.
+    let mut seen = BTreeSet::new();
+    for _ in 0..20 {
+        let resp = client.get(nginx.url("/healthz")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        seen.insert(answered_by(&resp));
+    }
+    assert_eq!(
+        seen,
+        BTreeSet::from([first.clone(), second.addr.clone()]),
+        "both replicas answer through nginx"
+    );
+
+    // A token issued through one replica works on whichever answers next (shared keys).
+    let resp = client
+        .post(nginx.url("/auth/login"))
+        .json(&login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let token = resp.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    for _ in 0..4 {
+        let resp = client
+            .get(nginx.url("/users/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "GET /users/me through nginx");
+    }
+
+    // Request ids: the client's is passed on and echoed; without one, nginx makes one (32 hex
+    // digits, unlike the origin's own UUIDs) and the origin keeps it.
+    let mine = format!("nginx-{}", Uuid::new_v4().simple());
+    let resp = client
+        .get(nginx.url("/healthz"))
+        .header("x-request-id", &mine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&resp, "x-request-id").as_deref(),
+        Some(mine.as_str())
+    );
+    let resp = client.get(nginx.url("/healthz")).send().await.unwrap();
+    let generated = header(&resp, "x-request-id").expect("a request id");
+    assert!(
+        generated.len() == 32 && generated.chars().all(|c| c.is_ascii_hexdigit()),
+        "nginx's request id reaches the origin: {generated:?}"
+    );
+
+    // Oversized bodies stop at nginx, as the same problem the origin would give.
+    let resp = client
+        .post(nginx.url("/auth/login"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 70 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        header(&resp, "x-upstream").is_none(),
+        "refused by nginx itself"
+    );
+    assert_problem(resp, 413, "payload-too-large").await;
+
+    // Metrics are for Prometheus on the replicas, not for the public entry point.
+    let resp = client.get(nginx.url("/metrics")).send().await.unwrap();
+    assert_problem(resp, 404, "not-found").await;
+
+    // Stop the second replica (graceful: it drains, then its port is closed).
+    let gone = second.addr.clone();
+    second.stop().await;
+
+    // Not one request fails: nginx retries the refused connections on the first replica.
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut retried = 0;
+    for i in 0..60 {
+        // 50 GETs, then 10 logins (POST: nginx may retry it only because the connection was
+        // refused, i.e. the request never reached the stopped replica).
+        let (what, resp) = if i < 50 {
+            let resp = client.get(nginx.url("/healthz")).send().await.unwrap();
+            ("GET /healthz", resp)
+        } else {
+            let resp = client
+                .post(nginx.url("/auth/login"))
+                .json(&login)
+                .send()
+                .await
+                .unwrap();
+            ("POST /auth/login", resp)
+        };
+        let status = resp.status();
+        let path = tried(&resp);
+        if path.len() > 1 {
+            retried += 1;
+        }
+        if status != StatusCode::OK || path.last() != Some(&first) {
+            failures.push(format!("{what} #{i}: {status} via {path:?}"));
+        }
+    }
+    let resp = client
+        .get(nginx.url("/users/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    if resp.status() != StatusCode::OK {
+        failures.push(format!("GET /users/me: {}", resp.status()));
+    }
+    assert!(
+        failures.is_empty(),
+        "requests failed after {gone} stopped:\n{}\nnginx error log:\n{}",
+        failures.join("\n"),
+        nginx.error_log()
+    );
+    // Passive health checks: nginx tried the stopped replica (round robin picks it within
+    // two requests), failed over, and after max_fails skipped it.
+    assert!(
+        (1..=3).contains(&retried),
+        "requests retried on the other replica: {retried}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "failover took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn render_replaces_marked_blocks_only() {
+    let conf = "a;\n  # @begin x\n  old;\n  # @end x\nb;\n";
+    let out = render(conf, &[("x", "  new;".to_owned())]);
+    assert_eq!(out, "a;\n  # @begin x\n  new;\n  # @end x\nb;\n");
+    let committed = render(NGINX_CONF, &[]);
+    assert_eq!(committed, NGINX_CONF, "no blocks: the file as committed");
+}
