@@ -66,3 +66,23 @@ ensure_venv() {
   fi
   export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
 }
+
+WORKER_BUILD_VERSION="0.8.7"
+WASM_BINDGEN_VERSION="0.2.130"
+# worker-build and wasm-bindgen-cli (crates.io) and wrangler/esbuild/binaryen (npm, lockfile).
+ensure_worker_tools() {
+  if ! "$TOOLS/bin/worker-build" --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
+    log "installing worker-build $WORKER_BUILD_VERSION into $TOOLS"
+    cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --root "$TOOLS"
+  fi
+  if ! "$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+    log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION into $TOOLS"
+    # Not --locked: one locked dependency is missing from the registry mirror.
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$TOOLS"
+  fi
+  if [ ! -x "$ROOT/node_modules/.bin/wrangler" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+    log "installing npm packages from package-lock.json"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  export WRANGLER_SEND_METRICS=false WRANGLER_HIDE_BANNER=true CLOUDFLARE_CF_FETCH_ENABLED=false
+}

@@ -53,7 +53,7 @@ impl Quota {
 }
 
 /// The outcome of one request against a quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub allowed: bool,
     /// The TAT to store (unchanged when refused).

@@ -5,6 +5,11 @@
 //! fetched an old row just before a write cannot overwrite the newer entry afterwards: the
 //! cache never goes backwards. Redis when configured (shared by every replica); otherwise a
 //! bounded in-process map. A Redis failure is a miss.
+//!
+//! A write whose cache update fails (Redis unreachable) is remembered: until that update has
+//! reached Redis, this replica reads nothing from Redis, and the update is retried on every
+//! cache call and every second, so entries older than the write do not resurface when Redis
+//! returns.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -50,6 +55,8 @@ pub enum UserCache {
         redis: Redis,
         ttl: Duration,
         script: redis::Script,
+        /// Updates that did not reach Redis: user id → version.
+        pending: Mutex<HashMap<Uuid, i64>>,
     },
     Memory {
         entries: Mutex<HashMap<Uuid, Entry>>,
@@ -63,6 +70,7 @@ impl UserCache {
             redis,
             ttl,
             script: redis::Script::new(STORE_SCRIPT),
+            pending: Mutex::new(HashMap::new()),
         }
     }
 
@@ -73,6 +81,47 @@ impl UserCache {
         }
     }
 
+    /// Runs the versioned store script; `false` if Redis did not answer.
+    async fn redis_put(&self, id: Uuid, version: i64, data: &str) -> bool {
+        let Self::Redis {
+            redis, ttl, script, ..
+        } = self
+        else {
+            return true;
+        };
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(redis.key(&Self::key(id)))
+            .arg(version)
+            .arg(data)
+            .arg(ttl_ms);
+        redis.script::<i64>(&invocation).await.is_some()
+    }
+
+    /// Retries the updates that did not reach Redis; `true` when none is left.
+    pub async fn flush_pending(&self) -> bool {
+        let Self::Redis { pending, .. } = self else {
+            return true;
+        };
+        let due: Vec<(Uuid, i64)> = match pending.lock() {
+            Ok(p) if p.is_empty() => return true,
+            Ok(p) => p.iter().map(|(k, v)| (*k, *v)).collect(),
+            Err(_) => return false,
+        };
+        for (id, version) in due {
+            if !self.redis_put(id, version, "").await {
+                return false;
+            }
+            if let Ok(mut p) = pending.lock()
+                && p.get(&id) == Some(&version)
+            {
+                p.remove(&id);
+            }
+        }
+        pending.lock().is_ok_and(|p| p.is_empty())
+    }
+
     fn key(id: Uuid) -> String {
         format!("user:{}", id.simple())
     }
@@ -81,6 +130,9 @@ impl UserCache {
     pub async fn get(&self, id: Uuid) -> Option<UserView> {
         match self {
             Self::Redis { redis, .. } => {
+                if !self.flush_pending().await {
+                    return None;
+                }
                 let data: Option<String> = redis
                     .query(redis::cmd("HGET").arg(redis.key(&Self::key(id))).arg("d"))
                     .await
@@ -112,18 +164,16 @@ impl UserCache {
 
     async fn put(&self, id: Uuid, version: i64, view: Option<&UserView>) {
         match self {
-            Self::Redis { redis, ttl, script } => {
+            Self::Redis { pending, .. } => {
                 let data = view
                     .and_then(|v| serde_json::to_string(v).ok())
                     .unwrap_or_default();
-                let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-                let mut invocation = script.prepare_invoke();
-                invocation
-                    .key(redis.key(&Self::key(id)))
-                    .arg(version)
-                    .arg(data)
-                    .arg(ttl_ms);
-                let _: Option<i64> = redis.script(&invocation).await;
+                if !self.redis_put(id, version, &data).await
+                    && let Ok(mut pending) = pending.lock()
+                {
+                    let v = pending.entry(id).or_insert(version);
+                    *v = (*v).max(version);
+                }
             }
             Self::Memory { entries, ttl } => {
                 let Ok(mut entries) = entries.lock() else {

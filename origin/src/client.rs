@@ -96,6 +96,7 @@ pub async fn client_context(
             .inc();
         ApiError::RateLimited {
             retry_after_secs: decision.retry_after_secs(),
+            quota: None,
         }
         .into_response()
     };

@@ -56,6 +56,9 @@ pub struct Config {
     pub hashing: HashConfig,
     /// `PASSWORD_RESET_TTL`: seconds a reset token stays valid (default 1800).
     pub password_reset_ttl: i64,
+    /// `REQUEST_TIMEOUT_MS`: a request still unanswered after this long gets `503` (a hung
+    /// dependency must not hold clients forever; default 8000).
+    pub request_timeout_ms: u64,
     /// Redis, caching and rate limits.
     pub redis: RedisConfig,
     /// Rate limits.
@@ -288,6 +291,7 @@ impl Config {
         };
         let database_pool_size = r.ranged("DATABASE_POOL_SIZE", 16, 1, 1000);
         let password_reset_ttl = r.ranged("PASSWORD_RESET_TTL", 1800, 1, 86_400);
+        let request_timeout_ms = r.ranged("REQUEST_TIMEOUT_MS", 8000, 100, 600_000);
         let redis_url = r.get("REDIS_URL");
         if redis_url
             .as_deref()
@@ -360,6 +364,7 @@ impl Config {
             keys,
             hashing,
             password_reset_ttl,
+            request_timeout_ms,
             redis,
             limits,
             proxies,

@@ -59,9 +59,17 @@ pub enum ApiError {
     /// 400: bad, expired or spent password-reset token.
     #[error("invalid reset token")]
     InvalidResetToken,
-    /// 429: a rate limit or a login lock-out; `Retry-After` says when to come back.
+    /// 429: a rate limit or a login lock-out; `Retry-After` says when to come back, and the
+    /// quota's `RateLimit-*` headers when a quota refused it.
     #[error("rate limited")]
-    RateLimited { retry_after_secs: i64 },
+    RateLimited {
+        retry_after_secs: i64,
+        quota: Option<(
+            crate::ratelimit::Scope,
+            users_core::ratelimit::Quota,
+            users_core::ratelimit::Decision,
+        )>,
+    },
     /// 503: the hashing queue is full.
     #[error("overloaded")]
     Overloaded,
@@ -153,7 +161,9 @@ impl ApiError {
                 ErrorCode::InvalidResetToken,
                 ErrorCode::InvalidResetToken.detail().into(),
             ),
-            Self::RateLimited { retry_after_secs } => (
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => (
                 S::TOO_MANY_REQUESTS,
                 ErrorCode::RateLimited,
                 format!("Too many requests; retry in {retry_after_secs} s."),
@@ -185,9 +195,12 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let (status, code, detail) = self.parts();
-        let retry_after = match &self {
-            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            _ => None,
+        let (retry_after, quota) = match &self {
+            Self::RateLimited {
+                retry_after_secs,
+                quota,
+            } => (Some(*retry_after_secs), *quota),
+            _ => (None, None),
         };
         let mut problem = Problem::new(code, status.as_u16(), detail);
         if let Self::Validation(errors) = self {
@@ -214,6 +227,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(secs) = retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let Some((scope, quota, decision)) = quota {
+            crate::ratelimit::quota_headers(h, scope, quota, &decision);
         }
         res
     }
@@ -243,8 +259,12 @@ impl From<tokio_postgres::Error> for ApiError {
             }
             return Self::Internal(anyhow::Error::new(e));
         }
-        if e.is_closed() || e.to_string().contains("connect") {
-            return Self::Unavailable(e.to_string());
+        // Not a server error: I/O on the connection, a closed connection, a failed connect.
+        let io = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+            .any(|s| s.is::<std::io::Error>());
+        let text = e.to_string();
+        if e.is_closed() || io || text.contains("connect") || text.contains("communicating") {
+            return Self::Unavailable(text);
         }
         Self::Internal(anyhow::Error::new(e))
     }

@@ -213,6 +213,7 @@ impl FromRequestParts<AppState> for Auth {
                 .inc();
             return Err(ApiError::RateLimited {
                 retry_after_secs: decision.retry_after_secs(),
+                quota: Some((crate::ratelimit::Scope::User, quota, decision)),
             });
         }
         let ctx = Ctx::from_request_parts(parts, state).await?;

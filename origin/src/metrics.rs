@@ -88,6 +88,9 @@ impl Metrics {
         registry.register(Box::new(cache_hits.clone()))?;
         registry.register(Box::new(cache_misses.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
+        for scope in ["auth-ip", "user", "login-failures"] {
+            rate_limited.with_label_values(&[scope]);
+        }
         Ok(Self {
             registry,
             requests,

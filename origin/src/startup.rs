@@ -24,18 +24,23 @@ pub struct Application {
 }
 
 fn pool(config: &Config) -> anyhow::Result<Pool> {
-    let pg: tokio_postgres::Config = config.database_url.expose().parse()?;
+    let mut pg: tokio_postgres::Config = config.database_url.expose().parse()?;
+    pg.connect_timeout(std::time::Duration::from_secs(5));
+    pg.keepalives_idle(std::time::Duration::from_secs(30));
     let manager = Manager::from_config(
         pg,
         tokio_postgres::NoTls,
         ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
+            // A connection is checked with a round trip before reuse, within the recycle
+            // timeout: a dead or hung one is replaced instead of hanging a request.
+            recycling_method: RecyclingMethod::Verified,
         },
     );
     Ok(Pool::builder(manager)
         .max_size(config.database_pool_size)
         .wait_timeout(Some(std::time::Duration::from_secs(5)))
         .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .recycle_timeout(Some(std::time::Duration::from_secs(2)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()?)
 }
@@ -126,6 +131,14 @@ impl Application {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let mail = crate::mail::spawn_sender(self.state.clone())?;
+        let cache = Arc::clone(&self.state.cache);
+        let flusher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                cache.flush_pending().await;
+            }
+        });
         let app = crate::routes::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         axum::serve(
@@ -137,6 +150,7 @@ impl Application {
         if let Some(mail) = mail {
             mail.abort();
         }
+        flusher.abort();
         Ok(())
     }
 }

@@ -231,6 +231,7 @@ async fn login(
             .inc();
         return Err(ApiError::RateLimited {
             retry_after_secs: secs,
+            quota: None,
         });
     }
     let client = state.db.get().await?;

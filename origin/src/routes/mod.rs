@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::edge_feed::echo_revocations))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::client::client_context))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
@@ -50,6 +51,19 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .layer(axum::middleware::map_request(drop_malformed_request_id))
         .with_state(state)
+}
+
+/// Answers `503` + `Retry-After` when a request runs past `REQUEST_TIMEOUT_MS`.
+async fn deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = std::time::Duration::from_millis(state.config.request_timeout_ms);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::Unavailable("request deadline exceeded".into()).into_response(),
+    }
 }
 
 /// Longest client-supplied request id kept.

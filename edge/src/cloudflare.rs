@@ -1,0 +1,394 @@
+//! The Cloudflare Workers adapter: SDK glue only.
+//!
+//! - Origin: `fetch` with a deadline (`ORIGIN_TIMEOUT_MS`, default 5000).
+//! - Rate limits: one `RateLimiter` Durable Object per key, state in memory (a quota needs no
+//!   durability; an evicted object starts a fresh window).
+//! - Revocations: one global `Revocations` Durable Object, strongly consistent, persisted in
+//!   its storage.
+//! - Profiles: the Cache API of the data centre (`caches.default`), keyed by user id.
+//!
+//! The pipeline is built once per isolate, so the fetched key set is reused across requests.
+
+#![allow(missing_debug_implementations)] // SDK handles (Env, State) have no useful Debug.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{Either, select};
+use serde::{Deserialize, Serialize};
+use users_core::ratelimit::{Decision, Quota, gcra};
+use uuid::Uuid;
+use worker::{
+    Cache, Context, Date, Delay, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit,
+    Response, Result, State, durable_object, event,
+};
+
+use crate::config::EdgeConfig;
+use crate::pipeline::{Edge, problem};
+use crate::ports::{
+    CachedProfile, Origin, OriginError, Platform, ProfileCache, RateLimiter, RevocationStore,
+    RevocationView,
+};
+
+type CfEdge = Edge<CfOrigin, CfLimiter, CfCache, CfRevocations, CfPlatform>;
+
+thread_local! {
+    static EDGE: RefCell<Option<Rc<CfEdge>>> = const { RefCell::new(None) };
+}
+
+fn lookup(env: &Env, key: &str) -> Option<String> {
+    env.var(key)
+        .map(|v| v.to_string())
+        .ok()
+        .or_else(|| env.secret(key).map(|s| s.to_string()).ok())
+}
+
+fn edge(env: &Env) -> std::result::Result<Rc<CfEdge>, String> {
+    if let Some(edge) = EDGE.with(|e| e.borrow().clone()) {
+        return Ok(edge);
+    }
+    let config = EdgeConfig::from_lookup(|k| lookup(env, k)).map_err(|e| e.to_string())?;
+    let timeout = lookup(env, "ORIGIN_TIMEOUT_MS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let edge = Rc::new(Edge::new(
+        config,
+        CfOrigin {
+            timeout_ms: timeout,
+        },
+        CfLimiter { env: env.clone() },
+        CfCache,
+        CfRevocations { env: env.clone() },
+        CfPlatform,
+    ));
+    EDGE.with(|e| *e.borrow_mut() = Some(Rc::clone(&edge)));
+    Ok(edge)
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let edge = match edge(&env) {
+        Ok(edge) => edge,
+        Err(e) => {
+            worker::console_error!("{e}");
+            return into_worker(problem::unavailable());
+        }
+    };
+    let client_ip = req
+        .headers()
+        .get("cf-connecting-ip")?
+        .and_then(|ip| ip.parse::<IpAddr>().ok());
+    let request = match into_http(&mut req).await {
+        Ok(r) => r,
+        Err(_) => {
+            return into_worker(problem::problem(
+                users_core::problem::ErrorCode::MalformedRequest,
+                http::StatusCode::BAD_REQUEST,
+            ));
+        }
+    };
+    into_worker(edge.handle(request, client_ip).await)
+}
+
+async fn into_http(req: &mut Request) -> Result<http::Request<Bytes>> {
+    let url = req.url()?;
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let mut builder = http::Request::builder()
+        .method(req.method().as_ref())
+        .uri(path);
+    for (name, value) in req.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let body = req.bytes().await.unwrap_or_default();
+    builder
+        .body(Bytes::from(body))
+        .map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+fn into_worker(res: http::Response<Bytes>) -> Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in res.headers() {
+        if let Ok(v) = value.to_str() {
+            headers.append(name.as_str(), v)?;
+        }
+    }
+    let status = res.status().as_u16();
+    let body = res.into_body();
+    let response = if body.is_empty() {
+        Response::empty()?
+    } else {
+        Response::from_bytes(body.to_vec())?
+    };
+    Ok(response.with_status(status).with_headers(headers))
+}
+
+/// The origin over `fetch`.
+pub struct CfOrigin {
+    timeout_ms: u64,
+}
+
+impl Origin for CfOrigin {
+    async fn send(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> std::result::Result<http::Response<Bytes>, OriginError> {
+        let err = |e: worker::Error| OriginError(e.to_string());
+        let headers = Headers::new();
+        for (name, value) in req.headers() {
+            if let Ok(v) = value.to_str() {
+                headers.append(name.as_str(), v).map_err(err)?;
+            }
+        }
+        let method = Method::from(req.method().as_str().to_owned());
+        let mut init = RequestInit::new();
+        init.with_method(method).with_headers(headers);
+        if !req.body().is_empty() {
+            init.with_body(Some(js_sys::Uint8Array::from(req.body().as_ref()).into()));
+        }
+        let request = Request::new_with_init(&req.uri().to_string(), &init).map_err(err)?;
+        let sent = Fetch::Request(request);
+        let sending = sent.send();
+        let deadline = Delay::from(Duration::from_millis(self.timeout_ms));
+        let mut res = match select(Box::pin(sending), Box::pin(deadline)).await {
+            Either::Left((res, _)) => res.map_err(err)?,
+            Either::Right(_) => return Err(OriginError("timed out".into())),
+        };
+        let mut builder = http::Response::builder().status(res.status_code());
+        for (name, value) in res.headers().entries() {
+            builder = builder.header(name, value);
+        }
+        let body = res.bytes().await.map_err(err)?;
+        builder
+            .body(Bytes::from(body))
+            .map_err(|e| OriginError(e.to_string()))
+    }
+}
+
+async fn call_object<T: for<'de> Deserialize<'de>>(
+    env: &Env,
+    binding: &str,
+    name: &str,
+    body: &impl Serialize,
+) -> Option<T> {
+    let namespace = env.durable_object(binding).ok()?;
+    let stub = namespace.id_from_name(name).ok()?.get_stub().ok()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(serde_json::to_string(body).ok()?.into()));
+    let req = Request::new_with_init("https://object.internal/", &init).ok()?;
+    let mut res = stub.fetch_with_request(req).await.ok()?;
+    res.json::<T>().await.ok()
+}
+
+#[derive(Serialize, Deserialize)]
+struct LimitCall {
+    quota: Quota,
+    now_ms: i64,
+}
+
+/// Rate limits in `RateLimiter` Durable Objects, one per key.
+pub struct CfLimiter {
+    env: Env,
+}
+
+impl RateLimiter for CfLimiter {
+    async fn check(&self, key: &str, quota: Quota, now_ms: i64) -> Decision {
+        match call_object(&self.env, "RATE_LIMITER", key, &LimitCall { quota, now_ms }).await {
+            Some(decision) => decision,
+            // The limiter is unreachable: let the request through rather than fail it.
+            None => gcra(None, now_ms, quota),
+        }
+    }
+}
+
+/// One quota's state.
+#[durable_object]
+pub struct RateLimiterObject {
+    tat: RefCell<Option<i64>>,
+}
+
+impl DurableObject for RateLimiterObject {
+    fn new(_state: State, _env: Env) -> Self {
+        Self {
+            tat: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let call: LimitCall = req.json().await?;
+        let decision = gcra(*self.tat.borrow(), call.now_ms, call.quota);
+        if decision.allowed {
+            *self.tat.borrow_mut() = Some(decision.tat_ms);
+        }
+        Response::from_json(&decision)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum RevocationCall {
+    View {
+        user: Uuid,
+    },
+    Record {
+        events: Vec<(Uuid, i64)>,
+        cursor: Option<(i64, i64)>,
+    },
+}
+
+/// Revocations in the global `Revocations` Durable Object.
+pub struct CfRevocations {
+    env: Env,
+}
+
+impl RevocationStore for CfRevocations {
+    async fn view(&self, user: Uuid) -> RevocationView {
+        call_object(
+            &self.env,
+            "REVOCATIONS",
+            "global",
+            &RevocationCall::View { user },
+        )
+        .await
+        .unwrap_or_default()
+    }
+
+    async fn record(&self, events: &[(Uuid, i64)], cursor: Option<(i64, i64)>) {
+        let call = RevocationCall::Record {
+            events: events.to_vec(),
+            cursor,
+        };
+        let _: Option<bool> = call_object(&self.env, "REVOCATIONS", "global", &call).await;
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct RevocationState {
+    min_sv: HashMap<Uuid, i64>,
+    cursor: i64,
+    synced_at_ms: i64,
+}
+
+/// Every revocation the edge knows, and the origin feed's cursor.
+#[durable_object]
+pub struct Revocations {
+    state: State,
+    data: RefCell<Option<RevocationState>>,
+}
+
+impl Revocations {
+    async fn load(&self) -> Result<()> {
+        if self.data.borrow().is_none() {
+            let stored: Option<RevocationState> =
+                self.state.storage().get("state").await.ok().flatten();
+            *self.data.borrow_mut() = Some(stored.unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+impl DurableObject for Revocations {
+    fn new(state: State, _env: Env) -> Self {
+        Self {
+            state,
+            data: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.load().await?;
+        match req.json::<RevocationCall>().await? {
+            RevocationCall::View { user } => {
+                let view = self.data.borrow().as_ref().map(|d| RevocationView {
+                    min_sv: d.min_sv.get(&user).copied(),
+                    cursor: d.cursor,
+                    synced_at_ms: d.synced_at_ms,
+                });
+                Response::from_json(&view.unwrap_or_default())
+            }
+            RevocationCall::Record { events, cursor } => {
+                let mut changed = false;
+                let snapshot = {
+                    let mut data = self.data.borrow_mut();
+                    let d = data.get_or_insert_with(RevocationState::default);
+                    for (user, sv) in events {
+                        let e = d.min_sv.entry(user).or_insert(i64::MIN);
+                        if sv > *e {
+                            *e = sv;
+                            changed = true;
+                        }
+                    }
+                    if let Some((c, at)) = cursor {
+                        d.cursor = d.cursor.max(c);
+                        d.synced_at_ms = at;
+                    }
+                    serde_json::to_value(&*d).ok()
+                };
+                // Storage is written only when a revocation is new: the common poll is free.
+                if changed && let Some(snapshot) = snapshot {
+                    self.state.storage().put("state", snapshot).await?;
+                }
+                Response::from_json(&true)
+            }
+        }
+    }
+}
+
+/// Profiles in the data centre's Cache API.
+pub struct CfCache;
+
+fn cache_key(user: Uuid) -> String {
+    format!("https://profile-cache.internal/{}", user.simple())
+}
+
+/// How long the Cache API keeps an entry (the pipeline applies the real TTL and staleness).
+const CACHE_KEEP_SECS: u32 = 3600;
+
+impl ProfileCache for CfCache {
+    async fn get(&self, user: Uuid) -> Option<CachedProfile> {
+        let mut res = Cache::default().get(cache_key(user), true).await.ok()??;
+        res.json::<CachedProfile>().await.ok()
+    }
+
+    async fn put(&self, user: Uuid, profile: &CachedProfile) {
+        let Ok(res) = Response::from_json(profile) else {
+            return;
+        };
+        let headers = Headers::new();
+        let _ = headers.set("content-type", "application/json");
+        let _ = headers.set("cache-control", &format!("max-age={CACHE_KEEP_SECS}"));
+        let _ = Cache::default()
+            .put(cache_key(user), res.with_headers(headers))
+            .await;
+    }
+
+    async fn purge(&self, user: Uuid) {
+        let _ = Cache::default().delete(cache_key(user), true).await;
+    }
+}
+
+/// Time and ids from the JavaScript runtime.
+pub struct CfPlatform;
+
+impl Platform for CfPlatform {
+    fn now_ms(&self) -> i64 {
+        Date::now().as_millis() as i64
+    }
+
+    fn request_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        for b in &mut bytes {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    }
+}

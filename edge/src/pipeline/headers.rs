@@ -1,0 +1,200 @@
+//! Header hygiene: what comes in from clients, what goes to the origin, what goes back.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
+use users_core::ratelimit::{Decision, Quota};
+use uuid::Uuid;
+
+use crate::config::EdgeConfig;
+
+/// The header carrying the edge's shared secret to the origin.
+pub const EDGE_SECRET: &str = "x-edge-secret";
+/// The origin's revocation echo (stripped before answering).
+pub const REVOKED: &str = "x-users-revoked";
+/// Longest accepted client request id.
+const REQUEST_ID_MAX: usize = 128;
+
+/// Headers a client may not set: the edge sets them itself.
+const INTERNAL: [&str; 5] = [
+    EDGE_SECRET,
+    REVOKED,
+    "x-forwarded-for",
+    "x-real-ip",
+    "forwarded",
+];
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the platform sets.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// A well-formed client request id (1–128 of `[A-Za-z0-9._:-]`), if any.
+pub fn request_id(h: &HeaderMap) -> Option<String> {
+    let v = h.get("x-request-id")?.to_str().ok()?;
+    let ok = !v.is_empty()
+        && v.len() <= REQUEST_ID_MAX
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'));
+    ok.then(|| v.to_owned())
+}
+
+/// The bearer token, if the request has one.
+pub fn bearer(h: &HeaderMap) -> Option<String> {
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// The request as it goes to the origin: internal and hop-by-hop headers replaced.
+pub fn to_origin(
+    req: Request<Bytes>,
+    cfg: &EdgeConfig,
+    ip: &str,
+    request_id: &str,
+) -> Request<Bytes> {
+    let (mut parts, body) = req.into_parts();
+    for name in INTERNAL.iter().chain(HOP_BY_HOP.iter()) {
+        parts.headers.remove(*name);
+    }
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    if let Ok(uri) = format!("{}{path}", cfg.origin_url).parse() {
+        parts.uri = uri;
+    }
+    set(&mut parts.headers, "x-forwarded-for", ip);
+    set(&mut parts.headers, "x-request-id", request_id);
+    set(&mut parts.headers, EDGE_SECRET, &cfg.edge_secret);
+    Request::from_parts(parts, body)
+}
+
+/// A GET the edge itself sends to the origin.
+pub fn internal_get(cfg: &EdgeConfig, path: &str) -> Request<Bytes> {
+    let mut req = Request::new(Bytes::new());
+    *req.method_mut() = Method::GET;
+    if let Ok(uri) = format!("{}{path}", cfg.origin_url).parse() {
+        *req.uri_mut() = uri;
+    }
+    set(req.headers_mut(), EDGE_SECRET, &cfg.edge_secret);
+    req
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Removes and parses the origin's revocation echo: `<uuid>:<sv>, …`.
+pub fn take_revocations(h: &mut HeaderMap) -> Vec<(Uuid, i64)> {
+    let mut out = Vec::new();
+    for value in h.get_all(REVOKED) {
+        for item in value.to_str().unwrap_or_default().split(',') {
+            if let Some((id, sv)) = item.trim().split_once(':')
+                && let (Ok(id), Ok(sv)) = (Uuid::parse_str(id), sv.parse::<i64>())
+            {
+                out.push((id, sv));
+            }
+        }
+    }
+    h.remove(REVOKED);
+    out
+}
+
+/// Drops hop-by-hop headers from an origin response.
+pub fn from_origin(res: &mut Response<Bytes>) {
+    for name in HOP_BY_HOP {
+        res.headers_mut().remove(name);
+    }
+}
+
+/// `RateLimit-Policy` / `RateLimit` (IETF httpapi draft), as the origin writes them.
+pub fn quota(res: &mut Response<Bytes>, scope: &str, quota: Quota, d: &Decision) {
+    let policy = format!("\"{scope}\";q={};w={}", quota.limit, quota.window_secs());
+    let state = format!("\"{scope}\";r={};t={}", d.remaining, d.reset_secs());
+    if let (Ok(p), Ok(s)) = (
+        HeaderValue::from_str(&policy),
+        HeaderValue::from_str(&state),
+    ) {
+        res.headers_mut().insert("ratelimit-policy", p);
+        res.headers_mut().insert("ratelimit", s);
+    }
+}
+
+/// The `Origin` to allow, if the request's is configured.
+pub fn allowed_origin(h: &HeaderMap, allowed: &[String]) -> Option<String> {
+    let origin = h.get(header::ORIGIN)?.to_str().ok()?;
+    allowed
+        .iter()
+        .any(|a| a == "*" || a == origin)
+        .then(|| origin.to_owned())
+}
+
+/// Answer to a CORS preflight (the `Access-Control-Allow-Origin` is added by [`finish`]).
+pub fn preflight() -> Response<Bytes> {
+    let mut res = Response::new(Bytes::new());
+    *res.status_mut() = http::StatusCode::NO_CONTENT;
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(
+            "authorization, content-type, if-match, if-none-match, x-request-id",
+        ),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    res
+}
+
+/// Request id, security headers and CORS on every answer.
+pub fn finish(res: &mut Response<Bytes>, request_id: &str, cors_origin: Option<&str>) {
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let h = res.headers_mut();
+    set(h, "x-request-id", request_id);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+    );
+    if !is_html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    if let Some(origin) = cors_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(
+                "ETag, Location, Link, Retry-After, RateLimit, RateLimit-Policy, X-Request-Id",
+            ),
+        );
+    }
+}

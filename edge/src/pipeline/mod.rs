@@ -1,0 +1,377 @@
+//! The platform-neutral request pipeline.
+//!
+//! Order per request: request id → CORS preflight → `/edge/health` → bearer token (verified
+//! with the `users-core` verifier) → revocation (synced from the origin's feed at most every
+//! `REVOCATION_SYNC_INTERVAL`) → rate limit (per IP on `/auth/*`, per user elsewhere) → cached
+//! profile read → forward. Every answer gets the request id, security headers and CORS.
+
+mod headers;
+pub mod problem;
+mod routes;
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use users_core::perms::Permission;
+use users_core::token::{Expectations, Jwks, KeySet, TokenError, Verified};
+use uuid::Uuid;
+
+use crate::config::EdgeConfig;
+use crate::ports::{CachedProfile, Origin, Platform, ProfileCache, RateLimiter, RevocationStore};
+pub use headers::{EDGE_SECRET, REVOKED};
+
+use routes::{Route, classify};
+
+/// How soon a key set fetched from the origin may be fetched again because a token named a
+/// `kid` it does not hold (key rotation), in ms.
+const KEY_REFRESH_MIN_MS: i64 = 30_000;
+
+/// The pipeline over a platform's ports.
+#[derive(Debug)]
+pub struct Edge<O, L, C, R, P> {
+    pub config: EdgeConfig,
+    pub origin: O,
+    pub limiter: L,
+    pub cache: C,
+    pub revocations: R,
+    pub platform: P,
+    keys: Mutex<Option<(KeySet, i64)>>,
+}
+
+impl<O, L, C, R, P> Edge<O, L, C, R, P>
+where
+    O: Origin,
+    L: RateLimiter,
+    C: ProfileCache,
+    R: RevocationStore,
+    P: Platform,
+{
+    pub fn new(
+        config: EdgeConfig,
+        origin: O,
+        limiter: L,
+        cache: C,
+        revocations: R,
+        platform: P,
+    ) -> Self {
+        Self {
+            config,
+            origin,
+            limiter,
+            cache,
+            revocations,
+            platform,
+            keys: Mutex::new(None),
+        }
+    }
+
+    /// Handles one request from `client_ip`.
+    pub async fn handle(&self, req: Request<Bytes>, client_ip: Option<IpAddr>) -> Response<Bytes> {
+        let request_id =
+            headers::request_id(req.headers()).unwrap_or_else(|| self.platform.request_id());
+        let cors_origin = headers::allowed_origin(req.headers(), &self.config.cors_origins);
+        let mut res = self.route(req, client_ip, &request_id).await;
+        headers::finish(&mut res, &request_id, cors_origin.as_deref());
+        res
+    }
+
+    async fn route(
+        &self,
+        req: Request<Bytes>,
+        client_ip: Option<IpAddr>,
+        request_id: &str,
+    ) -> Response<Bytes> {
+        if req.method() == Method::OPTIONS && req.headers().contains_key(header::ORIGIN) {
+            return headers::preflight();
+        }
+        let now = self.platform.now_ms();
+        let route = classify(req.method(), req.uri().path());
+        if route == Route::Health {
+            return json(StatusCode::OK, r#"{"status":"ok","tier":"edge"}"#);
+        }
+        let principal = match headers::bearer(req.headers()) {
+            None => None,
+            Some(token) => match self.authenticate(&token, now).await {
+                Ok(v) => Some(v),
+                Err(res) => return res,
+            },
+        };
+        let ip = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let limited = match (&route, &principal) {
+            (Route::Auth, _) => Some((format!("ip:{ip}"), self.config.auth_ip_quota, "auth-ip")),
+            (_, Some(p)) => Some((
+                format!("user:{}", p.claims.sub),
+                self.config.user_quota,
+                "user",
+            )),
+            _ => None,
+        };
+        let mut quota_state = None;
+        if let Some((key, quota, scope)) = limited {
+            let decision = self.limiter.check(&key, quota, now).await;
+            if !decision.allowed {
+                let mut res = problem::rate_limited(decision.retry_after_secs());
+                headers::quota(&mut res, scope, quota, &decision);
+                return res;
+            }
+            quota_state = Some((scope, quota, decision));
+        }
+        let mut res = self
+            .serve(req, route, principal.as_ref(), &ip, request_id, now)
+            .await;
+        if let Some((scope, quota, decision)) = quota_state {
+            headers::quota(&mut res, scope, quota, &decision);
+        }
+        res
+    }
+
+    /// Cached profile reads, or forwarding.
+    async fn serve(
+        &self,
+        req: Request<Bytes>,
+        route: Route,
+        principal: Option<&Verified>,
+        ip: &str,
+        request_id: &str,
+        now: i64,
+    ) -> Response<Bytes> {
+        let profile_of = match (&route, principal) {
+            (Route::ProfileRead(target), Some(p)) => {
+                let id = target.resolve(p.claims.sub);
+                // Served from the cache only to callers the origin would show it to.
+                id.filter(|id| *id == p.claims.sub || p.has(Permission::UsersRead))
+            }
+            _ => None,
+        };
+        let cached = match profile_of {
+            Some(id) => self.cache.get(id).await,
+            None => None,
+        };
+        if let Some(hit) = cached
+            .as_ref()
+            .filter(|c| now - c.stored_at_ms <= self.config.profile_ttl_ms)
+        {
+            return cached_response(hit, req.headers(), "hit");
+        }
+        let written = match (&route, principal) {
+            (Route::UserWrite(target), Some(p)) => target.resolve(p.claims.sub),
+            _ => None,
+        };
+        let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+        let upstream = headers::to_origin(req, &self.config, ip, request_id);
+        let mut res = match self.origin.send(upstream).await {
+            Ok(res) => res,
+            Err(_) => {
+                if let Some(stale) = cached.filter(|c| {
+                    now - c.stored_at_ms
+                        <= self.config.profile_ttl_ms + self.config.stale_if_error_ms
+                }) {
+                    let mut h = http::HeaderMap::new();
+                    if let Some(v) = if_none_match {
+                        h.insert(header::IF_NONE_MATCH, v);
+                    }
+                    return cached_response(&stale, &h, "stale");
+                }
+                return problem::unavailable();
+            }
+        };
+        let revoked = headers::take_revocations(res.headers_mut());
+        if !revoked.is_empty() {
+            self.revocations.record(&revoked, None).await;
+            for (user, _) in &revoked {
+                self.cache.purge(*user).await;
+            }
+        }
+        if let Some(id) = written {
+            self.cache.purge(id).await;
+        }
+        if let Some(id) = profile_of
+            && res.status() == StatusCode::OK
+            && let Some(etag) = res
+                .headers()
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+            && let Ok(body) = std::str::from_utf8(res.body())
+        {
+            let entry = CachedProfile {
+                body: body.to_owned(),
+                etag: etag.to_owned(),
+                stored_at_ms: now,
+            };
+            self.cache.put(id, &entry).await;
+            res.headers_mut()
+                .insert("x-edge-cache", HeaderValue::from_static("miss"));
+        }
+        headers::from_origin(&mut res);
+        res
+    }
+
+    /// Verifies the token and checks it is not revoked; the error is the response to send.
+    async fn authenticate(&self, token: &str, now: i64) -> Result<Verified, Response<Bytes>> {
+        let expect = Expectations {
+            issuer: self.config.issuer.clone(),
+            audience: self.config.audience.clone(),
+        };
+        let now_s = now / 1000;
+        let mut verified = match self.keys(now, false).await {
+            Some(keys) => keys.verify(token, &expect, now_s),
+            None => return Err(problem::unavailable()),
+        };
+        if verified == Err(TokenError::UnknownKey) && self.config.static_keys.is_none() {
+            // Perhaps the origin rotated its key: fetch the set again (rate-limited).
+            if let Some(keys) = self.keys(now, true).await {
+                verified = keys.verify(token, &expect, now_s);
+            }
+        }
+        let verified = verified.map_err(|_| problem::invalid_token())?;
+        let user = verified.claims.sub;
+        let mut view = self.revocations.view(user).await;
+        if now - view.synced_at_ms >= self.config.revocation_sync_ms
+            && let Some(min) = self.sync_revocations(view.cursor, user, now).await
+        {
+            view.min_sv = Some(view.min_sv.map_or(min, |m| m.max(min)));
+        }
+        if view.min_sv.is_some_and(|min| verified.claims.sv < min) {
+            return Err(problem::invalid_token());
+        }
+        Ok(verified)
+    }
+
+    /// Polls the origin's revocation feed from `cursor`; returns what it says about `user`.
+    async fn sync_revocations(&self, cursor: i64, user: Uuid, now: i64) -> Option<i64> {
+        let mut cursor = cursor;
+        let mut about_user = None;
+        // A few pages at most per request; the next request continues.
+        for _ in 0..5 {
+            let req = headers::internal_get(
+                &self.config,
+                &format!("/internal/revocations?since={cursor}&limit=1000"),
+            );
+            let res = self
+                .origin
+                .send(req)
+                .await
+                .ok()
+                .filter(|r| r.status() == StatusCode::OK)?;
+            let page: FeedPage = serde_json::from_slice(res.body()).ok()?;
+            let events: Vec<(Uuid, i64)> = page
+                .events
+                .iter()
+                .map(|e| (e.user_id, e.security_version))
+                .collect();
+            for (u, sv) in &events {
+                if *u == user {
+                    about_user = Some(about_user.map_or(*sv, |m: i64| m.max(*sv)));
+                }
+            }
+            self.revocations
+                .record(&events, Some((page.next, now)))
+                .await;
+            for (u, _) in &events {
+                self.cache.purge(*u).await;
+            }
+            let full = page.events.len() >= 1000;
+            cursor = page.next;
+            if !full {
+                break;
+            }
+        }
+        about_user
+    }
+
+    /// The verification keys: configured, or the origin's JWKS cached for `JWKS_TTL`.
+    async fn keys(&self, now: i64, refresh: bool) -> Option<KeySet> {
+        if let Some(keys) = &self.config.static_keys {
+            return Some(keys.clone());
+        }
+        let cached = self.keys.lock().ok().and_then(|k| k.clone());
+        if let Some((keys, at)) = &cached {
+            let fresh = now - at < self.config.jwks_ttl_ms;
+            let may_refresh = now - at >= KEY_REFRESH_MIN_MS;
+            if fresh && !(refresh && may_refresh) {
+                return Some(keys.clone());
+            }
+        }
+        let req = headers::internal_get(&self.config, "/.well-known/jwks.json");
+        let fetched = match self.origin.send(req).await {
+            Ok(res) if res.status() == StatusCode::OK => serde_json::from_slice::<Jwks>(res.body())
+                .ok()
+                .map(|j| KeySet::from_jwks(&j)),
+            _ => None,
+        };
+        match fetched {
+            Some(keys) => {
+                if let Ok(mut slot) = self.keys.lock() {
+                    *slot = Some((keys.clone(), now));
+                }
+                Some(keys)
+            }
+            // The origin is away: keep using what we had.
+            None => cached.map(|(k, _)| k),
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FeedEvent {
+    user_id: Uuid,
+    security_version: i64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct FeedPage {
+    events: Vec<FeedEvent>,
+    next: i64,
+}
+
+fn json(status: StatusCode, body: &'static str) -> Response<Bytes> {
+    let mut res = Response::new(Bytes::from_static(body.as_bytes()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// A profile answered from the cache (`304` when `If-None-Match` matches).
+fn cached_response(
+    hit: &CachedProfile,
+    req_headers: &http::HeaderMap,
+    how: &'static str,
+) -> Response<Bytes> {
+    let matches = req_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|c| c.trim() == "*" || c.trim().trim_start_matches("W/") == hit.etag)
+        });
+    let mut res = if matches {
+        let mut r = Response::new(Bytes::new());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(Bytes::from(hit.body.clone()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    if let Ok(v) = HeaderValue::from_str(&hit.etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    res.headers_mut()
+        .insert("x-edge-cache", HeaderValue::from_static(how));
+    res
+}
+
+#[cfg(test)]
+mod tests;

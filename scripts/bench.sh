@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Load benchmark of the origin: creates a throw-away database, seeds a million users, starts the
+# origin in-process, measures each scenario at saturation and at half of it, and writes
+# bench/results.json and docs/benchmarks.md. Takes about 5–8 minutes after the build.
+# Options are passed on (scripts/bench.sh --help).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+ensure_toolchain
+ensure_postgres
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  if command -v redis-server >/dev/null; then
+    log "starting Redis"
+    redis-server --bind 127.0.0.1 --port 6379 --daemonize yes >/dev/null
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+  else
+    echo "Redis is not reachable at 127.0.0.1:6379 (install redis-server)" >&2
+    exit 1
+  fi
+fi
+
+exec cargo run --release --locked -p users-bench -- \
+  --out bench/results.json --md docs/benchmarks.md "$@"
