@@ -86,3 +86,21 @@ ensure_worker_tools() {
   fi
   export WRANGLER_SEND_METRICS=false WRANGLER_HIDE_BANNER=true CLOUDFLARE_CF_FETCH_ENABLED=false
 }
+
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+  log "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return; sleep 0.5; done
+  echo "Redis is not reachable at 127.0.0.1:6379" >&2
+  exit 1
+}
+
+print_login() { # base URL
+  cat >&2 <<INFO
+    admin: $ADMIN_USERNAME, password from ADMIN_PASSWORD or $DATA_DIR/admin-password
+    log in: curl -s $1/auth/login -H 'content-type: application/json' \\
+              -d "{\"login\":\"$ADMIN_USERNAME\",\"password\":\"\$(cat $DATA_DIR/admin-password)\"}"
+    docs:   http://$LISTEN_ADDR/docs
+INFO
+}

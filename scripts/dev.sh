@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# Runs the system locally: PostgreSQL started or reused, the `users` database created,
-# migrations applied, an admin bootstrapped, the origin serving on LISTEN_ADDR.
+# Runs the system locally: PostgreSQL and Redis started or reused, the `users` database
+# created, migrations applied, an admin bootstrapped, the origin on :8080 and the Cloudflare
+# edge (wrangler dev, local workerd) on :8787 in front of it. Ctrl-C stops both.
+#   EDGE=none scripts/dev.sh    runs the origin alone.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
 ensure_toolchain
 ensure_postgres
+ensure_redis
 
 [ -f .env ] && { set -a; source .env; set +a; }
 DB_NAME="${USERS_DB_NAME:-users}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/$DB_NAME}"
 export LISTEN_ADDR="${LISTEN_ADDR:-127.0.0.1:8080}"
+export PUBLIC_URL="${PUBLIC_URL:-http://$LISTEN_ADDR}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 export DATA_DIR="${DATA_DIR:-$ROOT/.data}"
 export ADMIN_USERNAME="${ADMIN_USERNAME:-admin}"
 export ADMIN_EMAIL="${ADMIN_EMAIL:-admin@example.com}"
+EDGE_PORT="${EDGE_PORT:-8787}"
 mkdir -p "$DATA_DIR"
-if [ -z "${ADMIN_PASSWORD:-}" ]; then
-  if [ ! -f "$DATA_DIR/admin-password" ]; then
-    (umask 077; python3 -c 'import secrets; print("-".join(secrets.token_urlsafe(6) for _ in range(4)))' \
-      > "$DATA_DIR/admin-password")
+secret_file() { # name: a random secret kept in DATA_DIR
+  if [ ! -f "$DATA_DIR/$1" ]; then
+    (umask 077; python3 -c 'import secrets; print("-".join(secrets.token_urlsafe(6) for _ in range(4)))' >"$DATA_DIR/$1")
   fi
-  ADMIN_PASSWORD="$(cat "$DATA_DIR/admin-password")"
-fi
-export ADMIN_PASSWORD
+  cat "$DATA_DIR/$1"
+}
+export ADMIN_PASSWORD="${ADMIN_PASSWORD:-$(secret_file admin-password)}"
+export EDGE_SHARED_SECRET="${EDGE_SHARED_SECRET:-$(secret_file edge-secret)}"
 
 if ! psql "${DATABASE_URL%/*}/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '${DATABASE_URL##*/}'" | grep -q 1; then
   log "creating database ${DATABASE_URL##*/}"
@@ -32,10 +38,22 @@ fi
 
 log "building the origin"
 cargo build -p users-origin --locked
-cat >&2 <<INFO
-==> users-origin on http://$LISTEN_ADDR (Ctrl-C stops it)
-    admin login: $ADMIN_USERNAME with ADMIN_PASSWORD, or the generated one in $DATA_DIR/admin-password
-    try: curl -s http://$LISTEN_ADDR/auth/login -H 'content-type: application/json' \\
-           -d "{\"login\":\"$ADMIN_USERNAME\",\"password\":\"\$(cat $DATA_DIR/admin-password)\"}"
-INFO
-exec "$ROOT/target/debug/users-origin"
+if [ "${EDGE:-cloudflare}" = none ]; then
+  log "users-origin on http://$LISTEN_ADDR (Ctrl-C stops it)"
+  print_login "http://$LISTEN_ADDR"
+  exec "$ROOT/target/debug/users-origin"
+fi
+
+log "building the edge worker"
+scripts/build-worker.sh
+"$ROOT/target/debug/users-origin" &
+ORIGIN_PID=$!
+trap 'kill "$ORIGIN_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://$LISTEN_ADDR/healthz" >/dev/null && break; sleep 0.2; done
+
+DEV_TOML="$DATA_DIR/wrangler.dev.toml"
+sed -e '/^\[build\]/,/^command/d' -e "s|^main = .*|main = \"$ROOT/build/worker/shim.mjs\"|" wrangler.toml >"$DEV_TOML"
+log "origin on http://$LISTEN_ADDR, edge on http://127.0.0.1:$EDGE_PORT (Ctrl-C stops both)"
+print_login "http://127.0.0.1:$EDGE_PORT"
+node_modules/.bin/wrangler dev -c "$DEV_TOML" --ip 127.0.0.1 --port "$EDGE_PORT" --persist-to "$DATA_DIR/wrangler" \
+  --var "ORIGIN_URL:http://$LISTEN_ADDR" --var "JWT_ISSUER:$PUBLIC_URL" --var "EDGE_SHARED_SECRET:$EDGE_SHARED_SECRET"

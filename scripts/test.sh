@@ -8,6 +8,7 @@ cd "$ROOT"
 
 ensure_toolchain
 ensure_postgres
+ensure_redis
 ensure_nextest
 ensure_nginx
 
@@ -22,5 +23,9 @@ log "users-core for wasm32-unknown-unknown and wasm32-wasip2"
 cargo build -p users-core --locked --target wasm32-unknown-unknown
 cargo build -p users-core --locked --target wasm32-wasip2
 cargo build -p users-core --locked --no-default-features --target wasm32-unknown-unknown
+log "users-edge for wasm32-unknown-unknown"
+cargo clippy -p users-edge --locked --target wasm32-unknown-unknown -- -D warnings
+log "schemathesis against the live origin"
+scripts/schemathesis.sh
 log "tests"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
