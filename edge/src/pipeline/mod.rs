@@ -88,8 +88,16 @@ where
         }
         let now = self.platform.now_ms();
         let route = classify(req.method(), req.uri().path());
-        if route == Route::Health {
-            return json(StatusCode::OK, r#"{"status":"ok","tier":"edge"}"#);
+        match route {
+            Route::Health => return json(StatusCode::OK, r#"{"status":"ok","tier":"edge"}"#),
+            // The edge's secret would open these: clients never reach them.
+            Route::Internal => {
+                return problem::problem(
+                    users_core::problem::ErrorCode::NotFound,
+                    StatusCode::NOT_FOUND,
+                );
+            }
+            _ => {}
         }
         let principal = match headers::bearer(req.headers()) {
             None => None,

@@ -23,6 +23,8 @@ impl Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Health,
+    /// Origin-internal paths (`/internal/*`, `/metrics`): never forwarded from clients.
+    Internal,
     /// `/auth/*`: rate-limited per client IP.
     Auth,
     /// `GET /users/me`, `GET /users/{id}`: cacheable.
@@ -46,6 +48,9 @@ pub fn classify(method: &Method, path: &str) -> Route {
     };
     if path == "/edge/health" {
         return Route::Health;
+    }
+    if path.starts_with("/internal/") || path == "/internal" || path == "/metrics" {
+        return Route::Internal;
     }
     if path.starts_with("/auth/") {
         return Route::Auth;
@@ -88,5 +93,10 @@ mod tests {
         assert_eq!(classify(&Method::GET, "/users"), Route::Other);
         assert_eq!(classify(&Method::GET, "/users/not-a-uuid"), Route::Other);
         assert_eq!(classify(&Method::GET, "/v1x/users/me"), Route::Other);
+        assert_eq!(
+            classify(&Method::GET, "/internal/revocations"),
+            Route::Internal
+        );
+        assert_eq!(classify(&Method::GET, "/v1/metrics"), Route::Internal);
     }
 }

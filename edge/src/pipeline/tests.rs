@@ -280,6 +280,20 @@ fn health_is_answered_at_the_edge() {
 }
 
 #[test]
+fn origin_internal_paths_are_not_reachable_through_the_edge() {
+    let w = world();
+    for path in [
+        "/internal/revocations?since=0",
+        "/v1/internal/revocations",
+        "/metrics",
+    ] {
+        let r = w.send(Method::GET, path, None, &[]);
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    assert!(w.edge.origin.sent.borrow().is_empty());
+}
+
+#[test]
 fn request_ids_are_kept_when_well_formed() {
     let w = world();
     let r = w.send(
