@@ -75,8 +75,42 @@ impl std::fmt::Debug for NewIdentity {
     }
 }
 
-/// Validates the fields every new account has, listing every problem at once.
+/// Validates the fields every new account has, listing every problem at once (`422`).
 pub fn validate_new(
+    username: Option<&str>,
+    email: Option<&str>,
+    password: Option<&str>,
+    display_name: Option<&str>,
+) -> ApiResult<NewIdentity> {
+    let mut check = Check::default();
+    let new = collect_new(&mut check, username, email, password, display_name);
+    check.finish()?;
+    new.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("validated identity missing")))
+}
+
+impl NewIdentity {
+    /// Inserts the account with `roles`; returns its id.
+    pub async fn insert(
+        &self,
+        db: &impl GenericClient,
+        password_hash: &str,
+        is_active: bool,
+        roles: &[String],
+    ) -> ApiResult<Uuid> {
+        let new = db::users::NewUser {
+            username: self.username.as_str(),
+            email: self.email.as_str(),
+            display_name: self.display_name.as_ref().map(DisplayName::as_str),
+            password_hash,
+            is_active,
+        };
+        let id = db::users::insert(db, &new).await?;
+        db::users::set_roles(db, id, roles).await?;
+        Ok(id)
+    }
+}
+
+fn collect_new(
     check: &mut Check,
     username: Option<&str>,
     email: Option<&str>,
@@ -125,32 +159,18 @@ async fn register(
     if !state.config.allow_registration {
         return Err(ApiError::RegistrationDisabled);
     }
-    let mut check = Check::default();
     let new = validate_new(
-        &mut check,
         body.username.as_deref(),
         body.email.as_deref(),
         body.password.as_deref(),
         body.display_name.as_deref(),
-    );
-    check.finish()?;
-    let new =
-        new.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("validated identity missing")))?;
+    )?;
     let hash = state.hasher.hash(new.password.clone()).await?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let id = db::users::insert(
-        &tx,
-        &db::users::NewUser {
-            username: new.username.as_str(),
-            email: new.email.as_str(),
-            display_name: new.display_name.as_ref().map(DisplayName::as_str),
-            password_hash: &hash,
-            is_active: true,
-        },
-    )
-    .await?;
-    db::users::set_roles(&tx, id, &[USER_ROLE.to_owned()]).await?;
+    let id = new
+        .insert(&tx, &hash, true, &[USER_ROLE.to_owned()])
+        .await?;
     db::audit::record(
         &tx,
         &ctx,

@@ -216,17 +216,12 @@ async fn create_user(
             "This requires the users:create permission.",
         ));
     }
-    let mut check = Check::default();
     let new = super::auth::validate_new(
-        &mut check,
         body.username.as_deref(),
         body.email.as_deref(),
         body.password.as_deref(),
         body.display_name.as_deref(),
-    );
-    check.finish()?;
-    let new =
-        new.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("validated identity missing")))?;
+    )?;
     let mut roles = body.roles.unwrap_or_else(|| vec![USER_ROLE.to_owned()]);
     roles.sort();
     roles.dedup();
@@ -234,18 +229,9 @@ async fn create_user(
     let roles = check_grantable(&client, &auth, &roles).await?;
     let hash = state.hasher.hash(new.password.clone()).await?;
     let tx = client.transaction().await?;
-    let id = db::users::insert(
-        &tx,
-        &db::users::NewUser {
-            username: new.username.as_str(),
-            email: new.email.as_str(),
-            display_name: new.display_name.as_ref().map(|d| d.as_str()),
-            password_hash: &hash,
-            is_active: body.is_active.unwrap_or(true),
-        },
-    )
-    .await?;
-    db::users::set_roles(&tx, id, &roles).await?;
+    let id = new
+        .insert(&tx, &hash, body.is_active.unwrap_or(true), &roles)
+        .await?;
     db::audit::record(
         &tx,
         &auth.ctx,
