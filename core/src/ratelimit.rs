@@ -56,8 +56,9 @@ impl Quota {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub allowed: bool,
-    /// The TAT to store (unchanged when refused).
-    pub tat_ms: i64,
+    /// The TAT to store (unchanged when refused), in microseconds: whole milliseconds would
+    /// round every request up and throttle fast quotas far below their rate.
+    pub tat_us: i64,
     /// Requests still allowed right now.
     pub remaining: u32,
     /// When refused: milliseconds until a request would be allowed.
@@ -78,32 +79,35 @@ impl Decision {
     }
 }
 
-/// Applies one request at `now_ms` to a limiter whose stored TAT is `tat_ms` (none: fresh).
-pub fn gcra(tat_ms: Option<i64>, now_ms: i64, quota: Quota) -> Decision {
-    let interval = quota.emission_interval_ms();
-    let tat = tat_ms.unwrap_or(now_ms).max(now_ms);
+fn ceil_ms(us: f64) -> i64 {
+    (us / 1000.0).ceil() as i64
+}
+
+/// Applies one request at `now_ms` to a limiter whose stored TAT is `tat_us` (none: fresh).
+pub fn gcra(tat_us: Option<i64>, now_ms: i64, quota: Quota) -> Decision {
+    let now = now_ms.saturating_mul(1000);
+    let interval = quota.emission_interval_ms() * 1000.0;
+    let window = quota.window_ms as f64 * 1000.0;
+    let tat = tat_us.unwrap_or(now).max(now);
     let new_tat = tat as f64 + interval;
-    let allow_at = new_tat - quota.window_ms as f64;
-    if allow_at > now_ms as f64 {
-        let retry = (allow_at - now_ms as f64).ceil() as i64;
+    let allow_at = new_tat - window;
+    if allow_at > now as f64 {
         return Decision {
             allowed: false,
-            tat_ms: tat,
+            tat_us: tat,
             remaining: 0,
-            retry_after_ms: retry,
-            reset_ms: tat - now_ms,
+            retry_after_ms: ceil_ms(allow_at - now as f64),
+            reset_ms: ceil_ms((tat - now) as f64),
         };
     }
-    let used = new_tat - now_ms as f64;
-    let remaining = ((quota.window_ms as f64 - used) / interval)
-        .floor()
-        .max(0.0) as u32;
+    let used = new_tat - now as f64;
+    let remaining = ((window - used) / interval).floor().max(0.0) as u32;
     Decision {
         allowed: true,
-        tat_ms: new_tat.ceil() as i64,
+        tat_us: new_tat.ceil() as i64,
         remaining,
         retry_after_ms: 0,
-        reset_ms: used.ceil() as i64,
+        reset_ms: ceil_ms(used),
     }
 }
 
@@ -172,15 +176,30 @@ mod tests {
             let d = gcra(tat, 10_000, q);
             assert!(d.allowed);
             assert_eq!(d.remaining, expected_remaining);
-            tat = Some(d.tat_ms);
+            tat = Some(d.tat_us);
         }
         let refused = gcra(tat, 10_000, q);
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after_ms, 1000);
         assert_eq!(refused.retry_after_secs(), 1);
-        assert_eq!(refused.tat_ms, tat.unwrap());
+        assert_eq!(refused.tat_us, tat.unwrap());
         // One emission interval later exactly one more request fits.
         assert!(gcra(tat, 11_000, q).allowed);
+    }
+
+    #[test]
+    fn fast_quotas_are_not_throttled_by_rounding() {
+        // 100 million per minute is far above 10 000 requests in one millisecond.
+        let q = Quota {
+            limit: 100_000_000,
+            window_ms: 60_000,
+        };
+        let mut tat = None;
+        for _ in 0..10_000 {
+            let d = gcra(tat, 5_000, q);
+            assert!(d.allowed);
+            tat = Some(d.tat_us);
+        }
     }
 
     #[test]
@@ -204,7 +223,7 @@ mod tests {
                 let d = gcra(tat, now, q);
                 if d.allowed {
                     allowed_at.push(now);
-                    tat = Some(d.tat_ms);
+                    tat = Some(d.tat_us);
                 } else {
                     prop_assert!(d.retry_after_ms > 0);
                 }

@@ -225,7 +225,7 @@ impl DurableObject for RateLimiterObject {
         let call: LimitCall = req.json().await?;
         let decision = gcra(*self.tat.borrow(), call.now_ms, call.quota);
         if decision.allowed {
-            *self.tat.borrow_mut() = Some(decision.tat_ms);
+            *self.tat.borrow_mut() = Some(decision.tat_us);
         }
         Response::from_json(&decision)
     }

@@ -87,8 +87,10 @@ impl Hasher {
         let queued = Arc::clone(&self.queued);
         let job: Job = Box::new(move || {
             let _entered = span.enter();
-            let _ = done_tx.send(f());
+            let result = f();
+            // Counted out before the caller can observe the result.
             queued.fetch_sub(1, Ordering::Relaxed);
+            let _ = done_tx.send(result);
         });
         self.queued.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(job) {

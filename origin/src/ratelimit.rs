@@ -14,7 +14,7 @@ use users_core::ratelimit::{Decision, Quota, gcra, login_lockout_secs};
 use crate::redis_store::Redis;
 
 /// GCRA in one atomic step; the same arithmetic as `users_core::ratelimit::gcra`.
-/// KEYS[1] = TAT key; ARGV = now_ms, interval_ms, window_ms. Returns {allowed, tat_before}.
+/// KEYS[1] = TAT key (µs); ARGV = now_us, interval_us, window_us. Returns {allowed, tat_before}.
 const GCRA_SCRIPT: &str = r"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
@@ -25,7 +25,7 @@ if stored then tat = math.max(tonumber(stored), now) end
 local new_tat = tat + interval
 if new_tat - window > now then return {0, tat} end
 local ceil_tat = math.ceil(new_tat)
-redis.call('SET', KEYS[1], ceil_tat, 'PX', math.max(1, ceil_tat - now))
+redis.call('SET', KEYS[1], ceil_tat, 'PX', math.max(1, math.ceil((ceil_tat - now) / 1000)))
 return {1, tat}
 ";
 
@@ -113,9 +113,9 @@ impl Limiter {
         if let Some(redis) = &self.redis {
             let mut inv = self.gcra.prepare_invoke();
             inv.key(redis.key(&format!("rl:{key}")))
-                .arg(now)
-                .arg(quota.emission_interval_ms())
-                .arg(quota.window_ms);
+                .arg(now * 1000)
+                .arg(quota.emission_interval_ms() * 1000.0)
+                .arg(quota.window_ms * 1000);
             if let Some((_, tat_before)) = redis.script::<(i64, i64)>(&inv).await {
                 // Same inputs, same arithmetic: the script's verdict and the headers agree.
                 return gcra(Some(tat_before), now, quota);
@@ -125,11 +125,11 @@ impl Limiter {
             return gcra(None, now, quota);
         };
         if mem.tats.len() >= MEMORY_KEYS {
-            mem.tats.retain(|_, tat| *tat > now);
+            mem.tats.retain(|_, tat| *tat > now * 1000);
         }
         let decision = gcra(mem.tats.get(key).copied(), now, quota);
         if decision.allowed {
-            mem.tats.insert(key.to_owned(), decision.tat_ms);
+            mem.tats.insert(key.to_owned(), decision.tat_us);
         }
         decision
     }

@@ -112,7 +112,7 @@ impl RateLimiter for MemLimiter {
     async fn check(&self, key: &str, quota: Quota, now_ms: i64) -> Decision {
         let d = gcra(self.0.borrow().get(key).copied(), now_ms, quota);
         if d.allowed {
-            self.0.borrow_mut().insert(key.to_owned(), d.tat_ms);
+            self.0.borrow_mut().insert(key.to_owned(), d.tat_us);
         }
         d
     }

@@ -254,13 +254,14 @@ async fn login(
             quota: None,
         });
     }
-    let client = state.db.get().await?;
-    let found = db::users::get_by_login(&client, &login).await?;
+    // No pooled connection is held while hashing: a busy hashing queue must not starve the pool.
+    let found = db::users::get_by_login(&state.db.get().await?, &login).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
     let verification = state.hasher.verify(password, hash).await?;
+    let client = state.db.get().await?;
     let Some(user) = user.clone().filter(|u| verification.ok && u.is_active) else {
         // A known account is named by id; only an unknown identifier is kept as typed.
         let (target, details) = match &user {
@@ -521,13 +522,16 @@ async fn confirm_reset(
         return Err(ApiError::InvalidResetToken);
     }
     let digest = db::tokens::digest(&token);
-    let mut client = state.db.get().await?;
-    let user_id = db::tokens::find_reset(&client, &digest)
-        .await?
-        .ok_or(ApiError::InvalidResetToken)?;
-    let user = db::users::get(&client, user_id)
-        .await?
-        .ok_or(ApiError::InvalidResetToken)?;
+    let (user_id, user) = {
+        let client = state.db.get().await?;
+        let user_id = db::tokens::find_reset(&client, &digest)
+            .await?
+            .ok_or(ApiError::InvalidResetToken)?;
+        let user = db::users::get(&client, user_id)
+            .await?
+            .ok_or(ApiError::InvalidResetToken)?;
+        (user_id, user)
+    };
     let mut check = Check::default();
     let password = check.required("password", body.password.as_deref());
     if let Some(p) = password {
@@ -543,6 +547,7 @@ async fn confirm_reset(
         .hasher
         .hash(password.unwrap_or_default().to_owned())
         .await?;
+    let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     if !db::tokens::spend_reset(&tx, &digest, user_id).await? {
         return Err(ApiError::InvalidResetToken);

@@ -225,9 +225,9 @@ async fn create_user(
     let mut roles = body.roles.unwrap_or_else(|| vec![USER_ROLE.to_owned()]);
     roles.sort();
     roles.dedup();
-    let mut client = state.db.get().await?;
-    let roles = check_grantable(&client, &auth, &roles).await?;
+    let roles = check_grantable(&state.db.get().await?, &auth, &roles).await?;
     let hash = state.hasher.hash(new.password.clone()).await?;
+    let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
     let id = new
         .insert(&tx, &hash, body.is_active.unwrap_or(true), &roles)

@@ -269,8 +269,7 @@ async fn update(
     mode: Mode,
 ) -> ApiResult<Response> {
     let secrets = take_secrets(&mut body)?;
-    let mut client = state.db.get().await?;
-    let current = db::users::get(&client, id)
+    let current = db::users::get(&state.db.get().await?, id)
         .await?
         .ok_or(ApiError::NotFound)?
         .view();
@@ -295,7 +294,7 @@ async fn update(
                         "is required to change your password",
                     ));
                 };
-                let stored = db::users::password_hash(&client, id).await?;
+                let stored = db::users::password_hash(&state.db.get().await?, id).await?;
                 if !state.hasher.verify(current_password, stored).await?.ok {
                     return Err(ApiError::forbidden("The current password is incorrect."));
                 }
@@ -309,6 +308,7 @@ async fn update(
         .filter(|r| !current.roles.contains(r))
         .cloned()
         .collect();
+    let mut client = state.db.get().await?;
     if !added.is_empty() {
         check_grantable(&client, &auth, &added).await?;
     }
