@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: deploy manifests, formatting, lints, core for every target, then
-# every test (unit, property and end-to-end against a real PostgreSQL, nginx failover) with
-# nextest.
+# every test (unit, property and end-to-end against a real PostgreSQL, nginx failover, the
+# Cloudflare edge under `wrangler dev`, built first) with nextest.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -27,5 +27,7 @@ log "users-edge for wasm32-unknown-unknown"
 cargo clippy -p users-edge --locked --target wasm32-unknown-unknown -- -D warnings
 log "schemathesis against the live origin"
 scripts/schemathesis.sh
+log "the Cloudflare worker (build/worker, for the edge tests)"
+scripts/build-worker.sh
 log "tests"
 cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -171,6 +171,17 @@ impl Origin for CfOrigin {
     }
 }
 
+/// JSON through `serde_json`, not JavaScript numbers: security versions are full `i64`s.
+async fn parse<T: for<'de> Deserialize<'de>>(req: &mut Request) -> Result<T> {
+    serde_json::from_str(&req.text().await?).map_err(|e| worker::Error::RustError(e.to_string()))
+}
+
+fn json_response(value: &impl Serialize) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    Ok(Response::ok(serde_json::to_string(value)?)?.with_headers(headers))
+}
+
 async fn call_object<T: for<'de> Deserialize<'de>>(
     env: &Env,
     binding: &str,
@@ -184,7 +195,7 @@ async fn call_object<T: for<'de> Deserialize<'de>>(
         .with_body(Some(serde_json::to_string(body).ok()?.into()));
     let req = Request::new_with_init("https://object.internal/", &init).ok()?;
     let mut res = stub.fetch_with_request(req).await.ok()?;
-    res.json::<T>().await.ok()
+    serde_json::from_str(&res.text().await.ok()?).ok()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -222,12 +233,12 @@ impl DurableObject for RateLimiterObject {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let call: LimitCall = req.json().await?;
+        let call: LimitCall = parse(&mut req).await?;
         let decision = gcra(*self.tat.borrow(), call.now_ms, call.quota);
         if decision.allowed {
             *self.tat.borrow_mut() = Some(decision.tat_us);
         }
-        Response::from_json(&decision)
+        json_response(&decision)
     }
 }
 
@@ -304,14 +315,14 @@ impl DurableObject for Revocations {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.load().await?;
-        match req.json::<RevocationCall>().await? {
+        match parse::<RevocationCall>(&mut req).await? {
             RevocationCall::View { user } => {
                 let view = self.data.borrow().as_ref().map(|d| RevocationView {
                     min_sv: d.min_sv.get(&user).copied(),
                     cursor: d.cursor,
                     synced_at_ms: d.synced_at_ms,
                 });
-                Response::from_json(&view.unwrap_or_default())
+                json_response(&view.unwrap_or_default())
             }
             RevocationCall::Record { events, cursor } => {
                 let mut changed = false;
@@ -329,13 +340,13 @@ impl DurableObject for Revocations {
                         d.cursor = d.cursor.max(c);
                         d.synced_at_ms = at;
                     }
-                    serde_json::to_value(&*d).ok()
+                    serde_json::to_string(&*d).ok()
                 };
                 // Storage is written only when a revocation is new: the common poll is free.
                 if changed && let Some(snapshot) = snapshot {
                     self.state.storage().put("state", snapshot).await?;
                 }
-                Response::from_json(&true)
+                json_response(&true)
             }
         }
     }
@@ -354,11 +365,11 @@ const CACHE_KEEP_SECS: u32 = 3600;
 impl ProfileCache for CfCache {
     async fn get(&self, user: Uuid) -> Option<CachedProfile> {
         let mut res = Cache::default().get(cache_key(user), true).await.ok()??;
-        res.json::<CachedProfile>().await.ok()
+        serde_json::from_str(&res.text().await.ok()?).ok()
     }
 
     async fn put(&self, user: Uuid, profile: &CachedProfile) {
-        let Ok(res) = Response::from_json(profile) else {
+        let Ok(res) = json_response(profile) else {
             return;
         };
         let headers = Headers::new();

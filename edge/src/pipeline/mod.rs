@@ -257,13 +257,18 @@ where
                 &self.config,
                 &format!("/internal/revocations?since={cursor}&limit=1000"),
             );
-            let res = self
-                .origin
-                .send(req)
-                .await
-                .ok()
-                .filter(|r| r.status() == StatusCode::OK)?;
-            let page: FeedPage = serde_json::from_slice(res.body()).ok()?;
+            let page = match self.origin.send(req).await {
+                Ok(res) if res.status() == StatusCode::OK => {
+                    serde_json::from_slice::<FeedPage>(res.body()).ok()
+                }
+                _ => None,
+            };
+            let Some(page) = page else {
+                // Counted as an attempt: while the origin fails, requests do not each wait on
+                // the feed before their own call; the next poll comes after the interval.
+                self.revocations.record(&[], Some((cursor, now))).await;
+                return about_user;
+            };
             let events: Vec<(Uuid, i64)> = page
                 .events
                 .iter()
@@ -317,7 +322,13 @@ where
                 Some(keys)
             }
             // The origin is away: keep using what we had.
-            None => cached.map(|(k, _)| k),
+            // Its timestamp moves on, so requests do not each retry the fetch.
+            None => cached.map(|(keys, _)| {
+                if let Ok(mut slot) = self.keys.lock() {
+                    *slot = Some((keys.clone(), now));
+                }
+                keys
+            }),
         }
     }
 }

@@ -502,6 +502,28 @@ fn with_the_origin_down_cached_reads_go_on_and_writes_get_503() {
 }
 
 #[test]
+fn a_failing_feed_is_not_retried_by_every_request() {
+    let w = world_with(&[("REVOCATION_SYNC_INTERVAL", "5")]);
+    let token = w.token(Uuid::from_u128(1), 1, vec![]);
+    w.send(Method::GET, "/users", Some(&token), &[]);
+    w.edge.origin.down.set(true);
+    w.advance(6000);
+    let token = w.token(Uuid::from_u128(1), 1, vec![]);
+    for _ in 0..3 {
+        assert_eq!(
+            w.send(Method::GET, "/users", Some(&token), &[]).status(),
+            503
+        );
+    }
+    assert_eq!(
+        w.edge.origin.calls("/internal/revocations"),
+        2,
+        "one poll while up, one failed poll"
+    );
+    assert_eq!(w.edge.origin.calls("/users"), 4);
+}
+
+#[test]
 fn cors_is_answered_for_configured_origins_only() {
     let w = world();
     let r = w.send(

@@ -1,0 +1,132 @@
+//! The edge tier end to end: a real edge runtime in front of a real origin.
+//!
+//! The scenarios ([`scenarios`]) are written once, against the small [`EdgeRuntime`] trait:
+//! "start an edge in front of this origin with these variables". Each runtime implements it
+//! and gets one test per scenario from [`edge_scenarios!`]:
+//!
+//! - [`wrangler`]: the Cloudflare Worker (`build/worker/shim.mjs`, built by
+//!   `scripts/build-worker.sh`) under `wrangler dev`, i.e. workerd with local Durable Objects
+//!   and Cache API.
+//!
+//! A runtime is given every variable the scenario relies on (see [`scenarios::edge_vars`]),
+//! so no scenario depends on one runtime's defaults. A failing test prints the edge's log;
+//! `EDGE_LOG=1` prints it for every test.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub mod scenarios;
+
+/// A way to run the edge tier locally.
+#[allow(async_fn_in_trait)]
+pub trait EdgeRuntime {
+    /// A short name for messages (`wrangler`, `spin`, …).
+    fn name(&self) -> &'static str;
+
+    /// Starts an edge in front of `origin` (`http://127.0.0.1:PORT`, its `ORIGIN_URL`) with the
+    /// variables `vars` (name → value), and waits until `GET /edge/health` answers `200`.
+    /// Panics, saying what to do, when the runtime or its build is missing or the edge does
+    /// not come up.
+    async fn start(&self, origin: &str, vars: &BTreeMap<String, String>) -> EdgeHandle;
+}
+
+/// What a runtime keeps alive for a running edge; dropping it stops the edge and removes
+/// whatever it put on disk.
+pub trait RunningEdge: Send {
+    /// The edge's recent log output, for failure messages.
+    fn logs(&self) -> String;
+}
+
+/// A running edge; it is stopped when the handle is dropped. Its log is printed then if the
+/// test failed, or always with `EDGE_LOG` set.
+pub struct EdgeHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The runtime's [`EdgeRuntime::name`].
+    pub runtime: &'static str,
+    /// From spawning the runtime until the edge answered its health check.
+    pub started_in: Duration,
+    running: Box<dyn RunningEdge>,
+}
+
+impl EdgeHandle {
+    pub fn new(
+        address: String,
+        runtime: &'static str,
+        started_in: Duration,
+        running: Box<dyn RunningEdge>,
+    ) -> Self {
+        Self {
+            address,
+            runtime,
+            started_in,
+            running,
+        }
+    }
+
+    /// The edge's recent log output.
+    pub fn logs(&self) -> String {
+        self.running.logs()
+    }
+}
+
+impl Drop for EdgeHandle {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("EDGE_LOG").is_some() {
+            // Runtimes log a request after answering it: let the last lines arrive.
+            std::thread::sleep(Duration::from_millis(300));
+            eprintln!(
+                "---- {} edge log ----\n{}\n---- end of the {} edge log ----",
+                self.runtime,
+                self.logs(),
+                self.runtime
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for EdgeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeHandle")
+            .field("address", &self.address)
+            .field("runtime", &self.runtime)
+            .field("started_in", &self.started_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One `#[tokio::test]` per scenario for the runtime `$runtime` (an expression building an
+/// [`EdgeRuntime`]). Every scenario is listed here once, so each runtime runs all of them.
+macro_rules! edge_scenarios {
+    ($runtime:expr) => {
+        $crate::edge::edge_scenarios!(@tests $runtime;
+            account_lifecycle_through_the_edge,
+            admin_manages_roles_through_the_edge,
+            password_reset_through_the_edge,
+            cached_reads_are_served_without_the_origin,
+            a_patch_through_the_edge_is_read_back_at_once,
+            if_none_match_is_answered_at_the_edge,
+            logout_all_through_the_edge_is_enforced_at_once,
+            revocations_at_the_origin_reach_the_edge_within_the_sync_interval,
+            auth_requests_are_rate_limited_per_ip_at_the_edge,
+            invalid_tokens_get_the_origins_401_from_the_edge,
+            origin_down_serves_stale_reads_and_fails_writes_fast,
+            a_hanging_origin_costs_one_origin_timeout,
+            client_forwarding_headers_are_not_trusted,
+            security_headers_and_request_ids_on_every_answer,
+            internal_endpoints_are_not_reachable_through_the_edge,
+            a_deletion_does_not_wedge_the_revocation_feed,
+        );
+    };
+    (@tests $runtime:expr; $($scenario:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $scenario() {
+                $crate::edge::scenarios::$scenario(&$runtime).await;
+            }
+        )+
+    };
+}
+pub(crate) use edge_scenarios;
+
+mod wrangler;
