@@ -99,10 +99,10 @@ where
             }
             _ => {}
         }
-        let principal = match headers::bearer(req.headers()) {
-            None => None,
+        let (principal, poll) = match headers::bearer(req.headers()) {
+            None => (None, None),
             Some(token) => match self.authenticate(&token, now).await {
-                Ok(v) => Some(v),
+                Ok((v, poll)) => (Some(v), poll),
                 Err(res) => return res,
             },
         };
@@ -126,9 +126,19 @@ where
             }
             quota_state = Some((scope, quota, decision));
         }
-        let mut res = self
-            .serve(req, route, principal.as_ref(), &ip, request_id, now)
-            .await;
+        // A due poll of the revocation feed runs beside the request, not before it: a slow or
+        // hung origin then costs one timeout, not two. What it learns applies from the next
+        // request on (the origin itself rejects revoked tokens on anything forwarded).
+        let sync = async {
+            if let Some(cursor) = poll {
+                self.sync_revocations(cursor, now).await;
+            }
+        };
+        let ((), mut res) = futures::future::join(
+            sync,
+            self.serve(req, route, principal.as_ref(), &ip, request_id, now),
+        )
+        .await;
         if let Some((scope, quota, decision)) = quota_state {
             headers::quota(&mut res, scope, quota, &decision);
         }
@@ -217,7 +227,13 @@ where
     }
 
     /// Verifies the token and checks it is not revoked; the error is the response to send.
-    async fn authenticate(&self, token: &str, now: i64) -> Result<Verified, Response<Bytes>> {
+    /// Verifies the token and checks it against the revocations known now; also says whether
+    /// the revocation feed is due for a poll (and from which cursor).
+    async fn authenticate(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(Verified, Option<i64>), Response<Bytes>> {
         let expect = Expectations {
             issuer: self.config.issuer.clone(),
             audience: self.config.audience.clone(),
@@ -234,23 +250,18 @@ where
             }
         }
         let verified = verified.map_err(|_| problem::invalid_token())?;
-        let user = verified.claims.sub;
-        let mut view = self.revocations.view(user).await;
-        if now - view.synced_at_ms >= self.config.revocation_sync_ms
-            && let Some(min) = self.sync_revocations(view.cursor, user, now).await
-        {
-            view.min_sv = Some(view.min_sv.map_or(min, |m| m.max(min)));
-        }
+        let view = self.revocations.view(verified.claims.sub).await;
         if view.min_sv.is_some_and(|min| verified.claims.sv < min) {
             return Err(problem::invalid_token());
         }
-        Ok(verified)
+        let poll =
+            (now - view.synced_at_ms >= self.config.revocation_sync_ms).then_some(view.cursor);
+        Ok((verified, poll))
     }
 
-    /// Polls the origin's revocation feed from `cursor`; returns what it says about `user`.
-    async fn sync_revocations(&self, cursor: i64, user: Uuid, now: i64) -> Option<i64> {
+    /// Polls the origin's revocation feed from `cursor` and records what it lists.
+    async fn sync_revocations(&self, cursor: i64, now: i64) {
         let mut cursor = cursor;
-        let mut about_user = None;
         // A few pages at most per request; the next request continues.
         for _ in 0..5 {
             let req = headers::internal_get(
@@ -267,18 +278,13 @@ where
                 // Counted as an attempt: while the origin fails, requests do not each wait on
                 // the feed before their own call; the next poll comes after the interval.
                 self.revocations.record(&[], Some((cursor, now))).await;
-                return about_user;
+                return;
             };
             let events: Vec<(Uuid, i64)> = page
                 .events
                 .iter()
                 .map(|e| (e.user_id, e.security_version))
                 .collect();
-            for (u, sv) in &events {
-                if *u == user {
-                    about_user = Some(about_user.map_or(*sv, |m: i64| m.max(*sv)));
-                }
-            }
             self.revocations
                 .record(&events, Some((page.next, now)))
                 .await;
@@ -291,7 +297,6 @@ where
                 break;
             }
         }
-        about_user
     }
 
     /// The verification keys: configured, or the origin's JWKS cached for `JWKS_TTL`.
