@@ -156,6 +156,13 @@ impl Hasher {
 }
 
 fn worker(rx: &Mutex<Receiver<Job>>) {
+    // Hashing yields to the async threads: under overload they must still answer `503` (and
+    // everything else) at once, while idle cores keep hashing at full speed.
+    if let Err(e) =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    {
+        tracing::debug!(error = ?e, "could not lower the hashing threads' priority");
+    }
     loop {
         let job = match rx.lock() {
             Ok(guard) => guard.recv(),
