@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// CPU use over a run, in cores (2.0 = two cores busy for the whole run).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CpuUse {
     pub machine_busy: f64,
     pub origin_async: f64,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
 /// Builds the request with sequence number `k` of a target.
@@ -120,7 +120,7 @@ impl Recorder {
 }
 
 /// Percentiles of one histogram, in milliseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latency {
     pub count: u64,
     pub p50_ms: f64,
@@ -154,10 +154,10 @@ impl Latency {
 }
 
 /// The outcome of one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunStats {
     /// `closed` (saturation) or `open` (fixed rate).
-    pub mode: &'static str,
+    pub mode: String,
     pub concurrency: Option<usize>,
     pub target_rps: Option<f64>,
     /// Requests dispatched per second (open loop).
@@ -190,7 +190,7 @@ impl RunStats {
         let ok = rec.by_status.get(&expect).map_or(0, Histogram::len);
         let secs = elapsed.as_secs_f64().max(1e-9);
         Self {
-            mode: "closed",
+            mode: "closed".to_owned(),
             concurrency: None,
             target_rps: None,
             sent_rps: None,
@@ -318,7 +318,7 @@ pub async fn open(target: &Target, rate: f64, duration: Duration) -> RunStats {
         }
     };
     let mut stats = RunStats::from(&rec, target.expect, end.saturating_duration_since(start));
-    stats.mode = "open";
+    stats.mode = "open".to_owned();
     stats.target_rps = Some(round3(rate));
     stats.sent_rps = Some(round3(
         n as f64

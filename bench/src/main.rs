@@ -26,7 +26,7 @@ use anyhow::{Context as _, anyhow, bail};
 use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use users_core::cursor::{Cursor, CursorKey, Sort};
 use uuid::Uuid;
@@ -45,20 +45,23 @@ users-bench: load benchmark of the origin (see docs/benchmarks.md)
 usage: users-bench [options]
   --out PATH              JSON results (default bench/results.json)
   --md PATH               markdown report (default docs/benchmarks.md)
+  --render JSON           only rewrite the markdown report from an earlier results file
   --users N               seeded users (default 1000000)
   --duration S            seconds of each measured run (default 15)
   --warmup S              seconds of warm-up before each scenario (default 3)
   --concurrency C         workers of the read scenarios' saturation runs (default 16)
   --auth-concurrency C    workers of the login/register saturation runs (default 8)
   --overload-duration S   seconds of the login overload run (default 8)
-Environment: RUST_LOG filters the origin's logs (default error).";
+Environment: RUST_LOG filters the origin's logs (default error,tower_http=off).";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Args {
     #[serde(skip)]
     out: PathBuf,
     #[serde(skip)]
     md: PathBuf,
+    #[serde(skip)]
+    render: Option<PathBuf>,
     users: u64,
     duration_s: f64,
     warmup_s: f64,
@@ -73,6 +76,7 @@ impl Args {
         let mut a = Self {
             out: "bench/results.json".into(),
             md: "docs/benchmarks.md".into(),
+            render: None,
             users: 1_000_000,
             duration_s: 15.0,
             warmup_s: 3.0,
@@ -94,6 +98,7 @@ impl Args {
             match flag.as_str() {
                 "--out" => a.out = value.into(),
                 "--md" => a.md = value.into(),
+                "--render" => a.render = Some(value.into()),
                 "--users" => a.users = value.parse().map_err(|e| bad(&e))?,
                 "--duration" => a.duration_s = value.parse().map_err(|e| bad(&e))?,
                 "--warmup" => a.warmup_s = value.parse().map_err(|e| bad(&e))?,
@@ -141,7 +146,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
+    if let Some(json) = &args.render {
+        return match report::render(json, &args.md) {
+            Ok(summary) => {
+                eprintln!("==> wrote {} from {}", args.md.display(), json.display());
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("!! {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "error,tower_http=off".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
@@ -306,10 +324,10 @@ impl Permutation {
 }
 
 /// One scenario's figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scenario {
-    pub name: &'static str,
-    pub title: &'static str,
+    pub name: String,
+    pub title: String,
     pub request: String,
     pub saturation: RunStats,
     pub half_rate: RunStats,
@@ -317,26 +335,34 @@ pub struct Scenario {
 }
 
 /// The Argon2 hashing limit measured in this run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hashing {
     pub m_kib: u32,
     pub t: u32,
     pub p: u32,
-    /// One hash on one thread, each sample in ms.
+    /// One Argon2id hash on one thread into a reused memory buffer
+    /// (`hash_password_into_with_memory`): the algorithm's own cost. Samples in ms.
     pub single_thread_ms: Vec<f64>,
     pub median_ms: f64,
-    /// CPU time per hash on that thread, from `/proc` (10 ms ticks over all samples); below
-    /// the wall time when other processes took the core meanwhile.
+    /// CPU time per hash of those samples, from `/proc` (10 ms ticks over all samples); above
+    /// the wall time never, below it when other processes took the core meanwhile.
     pub cpu_ms_per_hash: Option<f64>,
     /// `cores ÷ median`: logins per second if every core did nothing but hash.
     pub limit_rps: f64,
-    /// Hashes per second with one thread per core hashing at once (memory bandwidth shared).
+    /// One hash through the PHC API the origin calls (`PasswordHasher::hash_password`), which
+    /// allocates and fills the 19 MiB of blocks on every call. Samples in ms.
+    pub phc_single_thread_ms: Vec<f64>,
+    pub phc_median_ms: f64,
+    /// `cores ÷ phc_median`.
+    pub phc_limit_rps: f64,
+    /// Hashes per second with one thread per core hashing at once into reused buffers
+    /// (memory bandwidth shared).
     pub parallel_rps: f64,
     pub hash_workers: usize,
     pub hash_queue: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Overload {
     pub rate_rps: f64,
     pub stats: RunStats,
@@ -347,19 +373,19 @@ pub struct Overload {
     pub hash_rejections: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetCheck {
-    pub target: &'static str,
+    pub target: String,
     pub measured: String,
     pub pass: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
     pub date: String,
     pub git_commit: String,
     pub command: String,
-    pub build: &'static str,
+    pub build: String,
     pub machine: Value,
     pub params: Value,
     pub seed: seed::SeedReport,
@@ -635,10 +661,11 @@ async fn run(
         ..hashing
     };
     log(format!(
-        "one hash {:.1} ms (median of {}); limit {:.1} logins/s on {cores} cores; {:.1} hashes/s \
-         measured with {cores} threads",
+        "one hash {:.1} ms (median of {}; {:.1} ms through the PHC API); limit {:.1} logins/s on \
+         {cores} cores; {:.1} hashes/s measured with {cores} threads",
         hashing.median_ms,
         hashing.single_thread_ms.len(),
+        hashing.phc_median_ms,
         hashing.limit_rps,
         hashing.parallel_rps
     ));
@@ -678,6 +705,8 @@ async fn run(
     login.extra = json!({
         "hash_limit_rps": hashing.limit_rps,
         "share_of_limit": round3(login.saturation.ok_rps / hashing.limit_rps),
+        "phc_limit_rps": hashing.phc_limit_rps,
+        "share_of_phc_limit": round3(login.saturation.ok_rps / hashing.phc_limit_rps),
     });
     let login_sat_rps = login.saturation.ok_rps;
     scenarios.push(login);
@@ -801,7 +830,8 @@ async fn run(
             "debug"
         } else {
             "release"
-        },
+        }
+        .to_owned(),
         machine,
         params: params_json,
         seed: seed_report,
@@ -983,8 +1013,8 @@ async fn scenario(
     ));
     tokio::time::sleep(env.args.pause()).await;
     Ok(Scenario {
-        name,
-        title,
+        name: name.to_owned(),
+        title: title.to_owned(),
         request,
         saturation,
         half_rate,
@@ -1017,16 +1047,34 @@ async fn cache_scenario(
     Ok(s)
 }
 
-/// Times single Argon2id hashes on this thread, then `cores` threads hashing at once.
+/// Times single Argon2id hashes on this thread (into a reused buffer, then through the PHC
+/// API), then `cores` threads hashing at once.
 fn time_hashing(params: &Params, cores: usize) -> anyhow::Result<Hashing> {
     const SAMPLES: usize = 9;
-    const PARALLEL_EACH: usize = 6;
-    hash_once(params, SEED_PASSWORD)?;
+    const PARALLEL_EACH: usize = 8;
+    let raw = |blocks: &mut Vec<argon2::Block>| -> anyhow::Result<()> {
+        let mut out = [0_u8; 32];
+        argon2(params)
+            .hash_password_into_with_memory(
+                SEED_PASSWORD.as_bytes(),
+                b"bench-salt-16-by",
+                &mut out,
+                blocks.as_mut_slice(),
+            )
+            .map_err(|e| anyhow!("argon2: {e}"))
+    };
+    let median = |samples: &[f64]| {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let mut blocks = vec![argon2::Block::default(); params.block_count()];
+    raw(&mut blocks)?;
     let mut samples = Vec::with_capacity(SAMPLES);
     let cpu_before = cpu::thread_ticks();
     for _ in 0..SAMPLES {
         let t = Instant::now();
-        hash_once(params, SEED_PASSWORD)?;
+        raw(&mut blocks)?;
         samples.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let cpu_ms = match (cpu_before, cpu::thread_ticks()) {
@@ -1034,20 +1082,27 @@ fn time_hashing(params: &Params, cores: usize) -> anyhow::Result<Hashing> {
         (Some(a), Some(b)) => Some(round3((b - a) as f64 * 10.0 / SAMPLES as f64)),
         _ => None,
     };
-    let mut sorted = samples.clone();
-    sorted.sort_by(f64::total_cmp);
-    let median_ms = sorted[sorted.len() / 2];
+    drop(blocks);
+    hash_once(params, SEED_PASSWORD)?;
+    let mut phc = Vec::with_capacity(SAMPLES);
+    for _ in 0..SAMPLES {
+        let t = Instant::now();
+        hash_once(params, SEED_PASSWORD)?;
+        phc.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
     let t = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..cores {
             s.spawn(|| {
+                let mut blocks = vec![argon2::Block::default(); params.block_count()];
                 for _ in 0..PARALLEL_EACH {
-                    let _ = hash_once(params, SEED_PASSWORD);
+                    let _ = raw(&mut blocks);
                 }
             });
         }
     });
     let parallel_rps = (cores * PARALLEL_EACH) as f64 / t.elapsed().as_secs_f64();
+    let (median_ms, phc_median_ms) = (median(&samples), median(&phc));
     Ok(Hashing {
         m_kib: params.m_cost(),
         t: params.t_cost(),
@@ -1056,6 +1111,9 @@ fn time_hashing(params: &Params, cores: usize) -> anyhow::Result<Hashing> {
         median_ms: round3(median_ms),
         cpu_ms_per_hash: cpu_ms,
         limit_rps: round3(cores as f64 * 1000.0 / median_ms),
+        phc_single_thread_ms: phc.into_iter().map(round3).collect(),
+        phc_median_ms: round3(phc_median_ms),
+        phc_limit_rps: round3(cores as f64 * 1000.0 / phc_median_ms),
         parallel_rps: round3(parallel_rps),
         hash_workers: 0,
         hash_queue: 0,

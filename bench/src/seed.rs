@@ -62,7 +62,7 @@ pub async fn drop_database(name: &str) -> anyhow::Result<()> {
 }
 
 /// What seeding did and how long each step took.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SeedReport {
     pub users: u64,
     pub migrate_s: f64,

@@ -34,6 +34,8 @@ pub struct Hasher {
     params: Params,
     dummy_hash: String,
     queued: Arc<AtomicUsize>,
+    /// Jobs running or waiting at most: threads plus queue.
+    capacity: usize,
     rejections: prometheus::IntCounter,
 }
 
@@ -69,8 +71,19 @@ impl Hasher {
             params,
             dummy_hash,
             queued: Arc::new(AtomicUsize::new(0)),
+            capacity: cfg.workers + cfg.queue,
             rejections,
         })
+    }
+
+    /// Refuses work that would find the queue full anyway, before the caller spends anything
+    /// on it (database look-ups). The queue itself stays the authority.
+    pub fn admit(&self) -> Result<(), ApiError> {
+        if self.in_flight() >= self.capacity {
+            self.rejections.inc();
+            return Err(ApiError::Overloaded);
+        }
+        Ok(())
     }
 
     /// Jobs waiting or running.
@@ -237,6 +250,18 @@ mod tests {
             .await
             .unwrap();
         assert!(!v.ok);
+    }
+
+    #[test]
+    fn admission_is_refused_while_threads_and_queue_are_full() {
+        let h = Hasher::new(&cfg(64, 1, 1), counter()).unwrap();
+        assert!(h.admit().is_ok());
+        // One job running and one waiting: as full as one thread and a queue of one get.
+        h.queued.fetch_add(2, Ordering::Relaxed);
+        assert!(matches!(h.admit(), Err(ApiError::Overloaded)));
+        assert_eq!(h.rejections.get(), 1);
+        h.queued.fetch_sub(1, Ordering::Relaxed);
+        assert!(h.admit().is_ok());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,6 +165,7 @@ async fn register(
         body.password.as_deref(),
         body.display_name.as_deref(),
     )?;
+    state.hasher.admit()?;
     let hash = state.hasher.hash(new.password.clone()).await?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
@@ -254,6 +255,8 @@ async fn login(
             quota: None,
         });
     }
+    // Refused before any database work when the hashing queue is already full.
+    state.hasher.admit()?;
     // No pooled connection is held while hashing: a busy hashing queue must not starve the pool.
     let found = db::users::get_by_login(&state.db.get().await?, &login).await?;
     let (user, hash) = match found {
@@ -286,7 +289,7 @@ async fn login(
     if let Some(rehash) = verification.rehash {
         db::users::set_password(&client, user.id, &rehash).await?;
     }
-    let tokens = issue_tokens(&state, &client, user.id, Uuid::now_v7()).await?;
+    let tokens = issue_tokens(&state, &client, &user, Uuid::now_v7()).await?;
     db::audit::record(
         &client,
         &ctx,
@@ -306,12 +309,10 @@ async fn login(
 pub async fn issue_tokens(
     state: &AppState,
     db: &impl GenericClient,
-    user_id: Uuid,
+    user: &db::users::UserRow,
     family: Uuid,
 ) -> ApiResult<TokenResponse> {
-    let user = db::users::get(db, user_id)
-        .await?
-        .ok_or(ApiError::InvalidGrant)?;
+    let user_id = user.id;
     let principal = db::users::principal(db, user_id)
         .await?
         .ok_or(ApiError::InvalidGrant)?;
@@ -387,13 +388,11 @@ async fn refresh(
         }
         Spend::Invalid => return Err(ApiError::InvalidGrant),
     };
-    let active = db::users::get(&tx, user_id)
+    let user = db::users::get(&tx, user_id)
         .await?
-        .is_some_and(|u| u.is_active);
-    if !active {
-        return Err(ApiError::InvalidGrant);
-    }
-    let tokens = issue_tokens(&state, &tx, user_id, family).await?;
+        .filter(|u| u.is_active)
+        .ok_or(ApiError::InvalidGrant)?;
+    let tokens = issue_tokens(&state, &tx, &user, family).await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }
