@@ -2,7 +2,8 @@
 # Load benchmark of the origin: creates a throw-away database, seeds a million users, starts the
 # origin in-process, measures each scenario at saturation and at half of it, and writes
 # bench/results.json and docs/benchmarks.md. Takes about 5–8 minutes after the build.
-# Options are passed on (scripts/bench.sh --help).
+# Options are passed on (scripts/bench.sh --help). `scripts/bench.sh --edge` runs the edge
+# benchmark instead (bench/src/bin/edge.rs).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -20,5 +21,10 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   fi
 fi
 
+if [ "${1:-}" = "--edge" ]; then
+  # The edge benchmark: the worker under wrangler dev in front of an in-process origin.
+  scripts/build-worker.sh
+  exec cargo run --release --locked -p users-bench --bin users-bench-edge
+fi
 exec cargo run --release --locked -p users-bench -- \
   --out bench/results.json --md docs/benchmarks.md "$@"
