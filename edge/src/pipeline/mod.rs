@@ -99,10 +99,10 @@ where
             }
             _ => {}
         }
-        let (principal, poll) = match headers::bearer(req.headers()) {
-            None => (None, None),
+        let principal = match headers::bearer(req.headers()) {
+            None => None,
             Some(token) => match self.authenticate(&token, now).await {
-                Ok((v, poll)) => (Some(v), poll),
+                Ok(v) => Some(v),
                 Err(res) => return res,
             },
         };
@@ -116,9 +116,46 @@ where
             )),
             _ => None,
         };
+        let profile_of = match (&route, &principal) {
+            (Route::ProfileRead(target), Some(p)) => {
+                let id = target.resolve(p.claims.sub);
+                // Served from the cache only to callers the origin would show it to.
+                id.filter(|id| *id == p.claims.sub || p.has(Permission::UsersRead))
+            }
+            _ => None,
+        };
+        // The three look-ups are independent: run them at once (each may be a round trip).
+        let (view, decision, cached) = futures::future::join3(
+            async {
+                match &principal {
+                    Some(p) => Some(self.revocations.view(p.claims.sub).await),
+                    None => None,
+                }
+            },
+            async {
+                match &limited {
+                    Some((key, quota, _)) => Some(self.limiter.check(key, *quota, now).await),
+                    None => None,
+                }
+            },
+            async {
+                match profile_of {
+                    Some(id) => self.cache.get(id).await,
+                    None => None,
+                }
+            },
+        )
+        .await;
+        if let (Some(p), Some(view)) = (&principal, &view)
+            && view.min_sv.is_some_and(|min| p.claims.sv < min)
+        {
+            return problem::invalid_token();
+        }
+        let poll = view
+            .filter(|v| now - v.synced_at_ms >= self.config.revocation_sync_ms)
+            .map(|v| v.cursor);
         let mut quota_state = None;
-        if let Some((key, quota, scope)) = limited {
-            let decision = self.limiter.check(&key, quota, now).await;
+        if let (Some((_, quota, scope)), Some(decision)) = (limited, decision) {
             if !decision.allowed {
                 let mut res = problem::rate_limited(decision.retry_after_secs());
                 headers::quota(&mut res, scope, quota, &decision);
@@ -136,7 +173,14 @@ where
         };
         let ((), mut res) = futures::future::join(
             sync,
-            self.serve(req, route, principal.as_ref(), &ip, request_id, now),
+            self.serve(
+                req,
+                route,
+                principal.as_ref(),
+                (profile_of, cached),
+                (&ip, request_id),
+                now,
+            ),
         )
         .await;
         if let Some((scope, quota, decision)) = quota_state {
@@ -151,22 +195,10 @@ where
         req: Request<Bytes>,
         route: Route,
         principal: Option<&Verified>,
-        ip: &str,
-        request_id: &str,
+        (profile_of, cached): (Option<Uuid>, Option<CachedProfile>),
+        (ip, request_id): (&str, &str),
         now: i64,
     ) -> Response<Bytes> {
-        let profile_of = match (&route, principal) {
-            (Route::ProfileRead(target), Some(p)) => {
-                let id = target.resolve(p.claims.sub);
-                // Served from the cache only to callers the origin would show it to.
-                id.filter(|id| *id == p.claims.sub || p.has(Permission::UsersRead))
-            }
-            _ => None,
-        };
-        let cached = match profile_of {
-            Some(id) => self.cache.get(id).await,
-            None => None,
-        };
         if let Some(hit) = cached
             .as_ref()
             .filter(|c| now - c.stored_at_ms <= self.config.profile_ttl_ms)
@@ -227,13 +259,9 @@ where
     }
 
     /// Verifies the token and checks it is not revoked; the error is the response to send.
-    /// Verifies the token and checks it against the revocations known now; also says whether
-    /// the revocation feed is due for a poll (and from which cursor).
-    async fn authenticate(
-        &self,
-        token: &str,
-        now: i64,
-    ) -> Result<(Verified, Option<i64>), Response<Bytes>> {
+    /// Verifies the token (signature, algorithm, issuer, audience, time); the error is the
+    /// response to send.
+    async fn authenticate(&self, token: &str, now: i64) -> Result<Verified, Response<Bytes>> {
         let expect = Expectations {
             issuer: self.config.issuer.clone(),
             audience: self.config.audience.clone(),
@@ -250,13 +278,7 @@ where
             }
         }
         let verified = verified.map_err(|_| problem::invalid_token())?;
-        let view = self.revocations.view(verified.claims.sub).await;
-        if view.min_sv.is_some_and(|min| verified.claims.sv < min) {
-            return Err(problem::invalid_token());
-        }
-        let poll =
-            (now - view.synced_at_ms >= self.config.revocation_sync_ms).then_some(view.cursor);
-        Ok((verified, poll))
+        Ok(verified)
     }
 
     /// Polls the origin's revocation feed from `cursor` and records what it lists.
