@@ -360,57 +360,30 @@ async fn update(
     if revoke {
         db::tokens::revoke_all_refresh(&tx, id).await?;
     }
-    let ctx = &auth.ctx;
-    let actor = Some(auth.user_id);
-    db::audit::record(
-        &tx,
-        ctx,
-        Event {
-            action: "user.updated",
-            actor,
-            target: Some(id),
-            details: json!({"fields": body.keys().collect::<Vec<_>>()}),
-        },
-    )
-    .await?;
+    let mut events = vec![(
+        "user.updated",
+        json!({"fields": body.keys().collect::<Vec<_>>()}),
+    )];
     if new_hash.is_some() {
-        db::audit::record(
-            &tx,
-            ctx,
-            Event {
-                action: "password.changed",
-                actor,
-                target: Some(id),
-                details: json!({}),
-            },
-        )
-        .await?;
+        events.push(("password.changed", json!({})));
     }
     if deactivated {
-        db::audit::record(
-            &tx,
-            ctx,
-            Event {
-                action: "user.deactivated",
-                actor,
-                target: Some(id),
-                details: json!({}),
-            },
-        )
-        .await?;
+        events.push(("user.deactivated", json!({})));
     }
     if roles_changed {
-        db::audit::record(
-            &tx,
-            ctx,
-            Event {
-                action: "roles.changed",
-                actor,
-                target: Some(id),
-                details: json!({"from": locked.roles, "to": plan.roles}),
-            },
-        )
-        .await?;
+        events.push((
+            "roles.changed",
+            json!({"from": locked.roles, "to": plan.roles}),
+        ));
+    }
+    for (action, details) in events {
+        let event = Event {
+            action,
+            actor: Some(auth.user_id),
+            target: Some(id),
+            details,
+        };
+        db::audit::record(&tx, &auth.ctx, event).await?;
     }
     let updated = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
     tx.commit().await?;
