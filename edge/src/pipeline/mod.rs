@@ -67,6 +67,19 @@ where
         }
     }
 
+    /// Seeds the key set fetched from the origin's JWKS at `fetched_at_ms`: for platforms that
+    /// start a fresh instance per request and keep the keys in their own storage.
+    pub fn seed_keys(&self, keys: KeySet, fetched_at_ms: i64) {
+        if let Ok(mut slot) = self.keys.lock() {
+            *slot = Some((keys, fetched_at_ms));
+        }
+    }
+
+    /// The key set fetched from the origin, and when (`None` with static keys or before a fetch).
+    pub fn fetched_keys(&self) -> Option<(KeySet, i64)> {
+        self.keys.lock().ok().and_then(|k| k.clone())
+    }
+
     /// Handles one request from `client_ip`.
     pub async fn handle(&self, req: Request<Bytes>, client_ip: Option<IpAddr>) -> Response<Bytes> {
         let request_id =

@@ -7,6 +7,8 @@
 //! - [`wrangler`]: the Cloudflare Worker (`build/worker/shim.mjs`, built by
 //!   `scripts/build-worker.sh`) under `wrangler dev`, i.e. workerd with local Durable Objects
 //!   and Cache API.
+//! - [`spin`]: the Spin component (`target/wasm32-wasip2/release/users_edge.wasm`, built by
+//!   `scripts/build-spin.sh`) in the wasmtime test host, configured from `spin.toml`.
 //!
 //! A runtime is given every variable the scenario relies on (see [`scenarios::edge_vars`]),
 //! so no scenario depends on one runtime's defaults. A failing test prints the edge's log;
@@ -129,4 +131,5 @@ macro_rules! edge_scenarios {
 }
 pub(crate) use edge_scenarios;
 
+mod spin;
 mod wrangler;

@@ -1202,6 +1202,7 @@ pub async fn client_forwarding_headers_are_not_trusted<R: EdgeRuntime>(rt: &R) {
             .header("x-forwarded-for", spoofed[0])
             .header("x-real-ip", spoofed[1])
             .header("forwarded", format!("for={}", spoofed[2]))
+            .header("spin-client-addr", format!("{}:4444", spoofed[0]))
             .header("x-edge-secret", "not-the-edge-secret-0123456789")
             .header("x-request-id", &request_id)
             .json(&json!({"login": user.username, "password": user.password})),

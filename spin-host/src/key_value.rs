@@ -1,0 +1,130 @@
+//! `spin:key-value/key-value@3.0.0` over in-memory maps.
+//!
+//! One [`KvMaps`] per host: a map from store label to that store's map. It is
+//! created by [`crate::start`] with one (empty) entry per configured label and
+//! shared by every request, so state persists across requests as it does in
+//! Spin. `store.open(label)` succeeds only for those labels (as Spin only opens
+//! the stores listed in the manifest); the resource merely remembers the label.
+//! Like Spin's key-value API there is no atomic increment and no TTL.
+
+use std::collections::HashMap;
+use std::future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use wasmtime::component::{Accessor, FutureReader, HasSelf, Resource, StreamReader};
+
+use crate::bindings::spin::key_value::key_value::{self as wit, Error};
+use crate::state::Ctx;
+
+/// Every store of one host: label → (key → value).
+pub(crate) type KvMaps = Arc<Mutex<HashMap<String, HashMap<String, Vec<u8>>>>>;
+
+/// Locks the maps. A panic while holding the lock cannot leave a plain
+/// `HashMap` half-updated, so a poisoned lock is simply taken over.
+pub(crate) fn lock(maps: &KvMaps) -> MutexGuard<'_, HashMap<String, HashMap<String, Vec<u8>>>> {
+    maps.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The host value behind a guest's `store` resource: the label it opened.
+#[derive(Debug)]
+pub struct KvStore {
+    label: String,
+}
+
+type KvAccessor = Accessor<Ctx, HasSelf<Ctx>>;
+
+/// Runs `f` on the map of the store behind `store`.
+fn with_map<R>(
+    accessor: &KvAccessor,
+    store: &Resource<KvStore>,
+    f: impl FnOnce(&mut HashMap<String, Vec<u8>>) -> R,
+) -> wasmtime::Result<Result<R, Error>> {
+    accessor.with(|mut access| {
+        let ctx = access.get();
+        let label = &ctx.table.get(store)?.label;
+        Ok(match lock(&ctx.kv).get_mut(label) {
+            Some(map) => Ok(f(map)),
+            None => Err(Error::NoSuchStore),
+        })
+    })
+}
+
+impl wit::Host for Ctx {}
+
+impl wit::HostStore for Ctx {
+    fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        Ok(())
+    }
+}
+
+impl wit::HostStoreWithStore<Ctx> for HasSelf<Ctx> {
+    async fn open(
+        accessor: &KvAccessor,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<KvStore>, Error>> {
+        accessor.with(|mut access| {
+            let ctx = access.get();
+            if !lock(&ctx.kv).contains_key(&label) {
+                return Ok(Err(Error::NoSuchStore));
+            }
+            Ok(Ok(ctx.table.push(KvStore { label })?))
+        })
+    }
+
+    async fn get(
+        accessor: &KvAccessor,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        with_map(accessor, &store, |map| map.get(&key).cloned())
+    }
+
+    async fn set(
+        accessor: &KvAccessor,
+        store: Resource<KvStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        with_map(accessor, &store, |map| {
+            map.insert(key, value);
+        })
+    }
+
+    async fn delete(
+        accessor: &KvAccessor,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        with_map(accessor, &store, |map| {
+            map.remove(&key);
+        })
+    }
+
+    async fn exists(
+        accessor: &KvAccessor,
+        store: Resource<KvStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        with_map(accessor, &store, |map| map.contains_key(&key))
+    }
+
+    /// A snapshot of the keys, streamed in one batch; the trailing future
+    /// carries `no-such-store` if the store's label is gone.
+    async fn get_keys(
+        accessor: &KvAccessor,
+        store: Resource<KvStore>,
+    ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), Error>>)> {
+        let (keys, result) = match with_map(accessor, &store, |map| map.keys().cloned().collect())?
+        {
+            Ok(keys) => (keys, Ok(())),
+            Err(err) => (Vec::new(), Err(err)),
+        };
+        accessor.with(|mut access| {
+            let stream = StreamReader::new(&mut access, keys)?;
+            let done = future::ready(Ok::<_, wasmtime::Error>(result));
+            let future = FutureReader::new(&mut access, done)?;
+            Ok((stream, future))
+        })
+    }
+}
