@@ -122,11 +122,12 @@ async fn serve(req: Request) -> http::Response<Bytes> {
     );
 
     let mut seeded_at = None;
-    if !static_keys && let Some(store) = &state {
-        if let Some(stored) = get_json::<StoredKeys>(store, JWKS_KEY).await {
-            edge.seed_keys(KeySet::from_jwks(&stored.jwks), stored.fetched_at_ms);
-            seeded_at = Some(stored.fetched_at_ms);
-        }
+    if !static_keys
+        && let Some(store) = &state
+        && let Some(stored) = get_json::<StoredKeys>(store, JWKS_KEY).await
+    {
+        edge.seed_keys(KeySet::from_jwks(&stored.jwks), stored.fetched_at_ms);
+        seeded_at = Some(stored.fetched_at_ms);
     }
 
     let response = edge.handle(request, client_ip).await;
@@ -140,7 +141,7 @@ async fn serve(req: Request) -> http::Response<Bytes> {
         };
         set_json(store, JWKS_KEY, &stored).await;
     }
-    if random::get_random_u64() % SWEEP_ONE_IN == 0 {
+    if random::get_random_u64().is_multiple_of(SWEEP_ONE_IN) {
         let now = now_ms();
         for store in [&state, &profiles].into_iter().flatten() {
             sweep(store, now).await;
@@ -246,7 +247,9 @@ async fn exchange(req: http::Request<Bytes>) -> Result<http::Response<Bytes>, Or
     };
     let reading = async {
         let response = client::send(request).await.map_err(code)?;
-        let (parts, body) = http_from_wasi_response(response).map_err(code)?.into_parts();
+        let (parts, body) = http_from_wasi_response(response)
+            .map_err(code)?
+            .into_parts();
         let body = body.bytes().await.map_err(code)?;
         Ok(http::Response::from_parts(parts, body))
     };
@@ -308,7 +311,12 @@ async fn sweep(store: &Store, now_ms: i64) {
         return;
     }
     let start = (random::get_random_u64() % keys.len() as u64) as usize;
-    for key in keys.iter().cycle().skip(start).take(SWEEP_BATCH.min(keys.len())) {
+    for key in keys
+        .iter()
+        .cycle()
+        .skip(start)
+        .take(SWEEP_BATCH.min(keys.len()))
+    {
         if let Some(entry) = get_json::<ExpiryOnly>(store, key).await
             && entry.expires_at_ms <= now_ms
         {
@@ -391,7 +399,10 @@ impl RevocationStore for SpinRevocations {
         }
         join_all(highest.into_iter().map(|(user, sv)| async move {
             let key = revocation_key(user);
-            if get_json::<i64>(store, &key).await.is_none_or(|known| sv > known) {
+            if get_json::<i64>(store, &key)
+                .await
+                .is_none_or(|known| sv > known)
+            {
                 set_json(store, &key, &sv).await;
             }
         }))

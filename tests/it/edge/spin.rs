@@ -76,7 +76,9 @@ fn manifest() -> Manifest {
         .map(|(name, v)| {
             let flag = |k: &str| v.get(k).and_then(toml::Value::as_bool).unwrap_or(false);
             let var = Variable {
-                default: v.get("default").map(|d| d.as_str().expect("a string").into()),
+                default: v
+                    .get("default")
+                    .map(|d| d.as_str().expect("a string").into()),
                 required: flag("required"),
                 secret: flag("secret"),
             };
@@ -235,7 +237,11 @@ fn the_component_imports_only_wasi_and_spin_key_value_and_variables() {
                 tool.display()
             )
         });
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let wit = String::from_utf8(out.stdout).expect("UTF-8 WIT");
     let items = |kind: &str| -> Vec<String> {
         wit.lines()
@@ -290,7 +296,8 @@ fn the_manifest_declares_every_setting_the_edge_reads() {
     assert!(
         m.build_command
             .contains("-p users-edge --target wasm32-wasip2 --release")
-            && m.source.ends_with("target/wasm32-wasip2/release/users_edge.wasm"),
+            && m.source
+                .ends_with("target/wasm32-wasip2/release/users_edge.wasm"),
         "build: {:?}, source: {}",
         m.build_command,
         m.source.display()
@@ -335,8 +342,7 @@ async fn split_write_origin(pause: Duration) -> String {
                     }
                 }
                 let received = String::from_utf8_lossy(&buf[head_end..head_end + length]);
-                let body = json!({"received": received, "padding": "x".repeat(20_000)})
-                    .to_string();
+                let body = json!({"received": received, "padding": "x".repeat(20_000)}).to_string();
                 let headers = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                     body.len()
@@ -378,6 +384,9 @@ async fn an_origin_body_sent_after_its_headers_reaches_the_client() {
         );
         let received: Value = serde_json::from_str(body["received"].as_str().unwrap_or(""))
             .unwrap_or_else(|_| panic!("the origin received JSON: {body}"));
-        assert_eq!(received, payload, "attempt {attempt}: the request body went out whole");
+        assert_eq!(
+            received, payload,
+            "attempt {attempt}: the request body went out whole"
+        );
     }
 }
