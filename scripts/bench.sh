@@ -22,8 +22,11 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 fi
 
 if [ "${1:-}" = "--edge" ]; then
-  # The edge benchmark: the worker under wrangler dev in front of an in-process origin.
+  # The edge benchmark: the worker under wrangler dev, then the Spin component in the
+  # release-built test host, each in front of the same in-process origin.
   scripts/build-worker.sh
+  scripts/build-spin.sh
+  cargo build --release --locked -p users-spin-host
   exec cargo run --release --locked -p users-bench --bin users-bench-edge
 fi
 exec cargo run --release --locked -p users-bench -- \

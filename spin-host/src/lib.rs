@@ -4,11 +4,10 @@
 //! production `.wasm` (built by spin-sdk 7.0.0 with `#[http_service]`, so it
 //! exports `wasi:http/handler@0.3.0`) on wasmtime 49 and serves it over
 //! HTTP/1.1 on a local port, with in-memory key-value stores whose state
-//! persists across requests. The `spin` CLI cannot be installed on our
-//! machines and `wasmtime serve` implements neither `spin:key-value` nor
-//! `spin:variables`; this crate fills that gap for integration tests,
-//! benchmarks and local runs. It is **not a production runtime**: production
-//! is Spin / SpinKube.
+//! persists across requests. `wasmtime serve` implements neither
+//! `spin:key-value` nor `spin:variables`; this crate lets integration tests,
+//! benchmarks and local runs use the production component without the `spin`
+//! CLI. It is **not a production runtime**: production is Spin / SpinKube.
 //!
 //! How the parts fit:
 //! - [`start`] compiles the component once per process (`engine`), links WASI

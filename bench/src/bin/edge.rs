@@ -1,9 +1,13 @@
-//! Edge benchmark: the Cloudflare worker under `wrangler dev` (local workerd) in front of an
-//! in-process origin. Measures `/edge/health`, a JWT-verified cached profile read and a
-//! JWT-verified forwarded read, each at saturation and at a fixed moderate rate, in one run, and
-//! writes `bench/edge-results.json` and the edge section of `docs/benchmarks.md`.
+//! Edge benchmark: each edge runtime in turn — the Cloudflare worker under `wrangler dev`
+//! (local workerd) and the Spin component in the wasmtime test host (`users-spin-host`) — in
+//! front of one in-process origin. Measures `/edge/health`, a refused token, a JWT-verified
+//! cached profile read and a JWT-verified forwarded read, each at saturation and at a fixed
+//! moderate rate, in one run, and writes `bench/edge-results.json` and the edge section of
+//! `docs/benchmarks.md`.
 //!
-//! Needs the worker built (`scripts/build-worker.sh`) and wrangler installed (`npm ci`).
+//! Needs the worker built (`scripts/build-worker.sh`), wrangler installed (`npm ci`), the Spin
+//! component built (`scripts/build-spin.sh`) and the host built in release
+//! (`cargo build --release -p users-spin-host`); `scripts/bench.sh --edge` does all of it.
 
 #[path = "../cpu.rs"]
 #[allow(dead_code)]
@@ -39,24 +43,32 @@ struct ScenarioResult {
 }
 
 #[derive(Serialize)]
-struct EdgeResults {
-    date: String,
-    commit: String,
+struct RuntimeResults {
     runtime: &'static str,
-    rate_rps: f64,
-    duration_s: f64,
     scenarios: Vec<ScenarioResult>,
     cached_minus_health_p50_ms: f64,
     target_met: bool,
 }
 
-/// `wrangler dev` in its own process group, stopped on drop.
-struct Wrangler {
+#[derive(Serialize)]
+struct EdgeResults {
+    date: String,
+    commit: String,
+    rate_rps: f64,
+    duration_s: f64,
+    runtimes: Vec<RuntimeResults>,
+}
+
+const WRANGLER: &str = "wrangler dev 4.86.0 (local workerd), Cloudflare adapter";
+const SPIN: &str = "users-spin-host (wasmtime 49.0.5), Spin adapter";
+
+/// An edge process in its own process group, stopped on drop.
+struct EdgeProcess {
     child: Child,
     dir: PathBuf,
 }
 
-impl Drop for Wrangler {
+impl Drop for EdgeProcess {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
@@ -73,7 +85,51 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn start_wrangler(root: &Path, origin: &str) -> anyhow::Result<(Wrangler, String)> {
+/// The edge's variables (upper-case names; the Spin host takes them in lower case).
+fn edge_vars(origin: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("ORIGIN_URL", origin.to_owned()),
+        ("JWT_ISSUER", PUBLIC_URL.to_owned()),
+        ("EDGE_SHARED_SECRET", SECRET.to_owned()),
+        ("RATE_LIMIT_AUTH_IP", "100000000/60s".into()),
+        ("RATE_LIMIT_USER", "100000000/60s".into()),
+        ("PROFILE_CACHE_TTL", "3600".into()),
+    ]
+}
+
+/// The production Spin component in the release-built test host.
+fn start_spin(root: &Path, origin: &str) -> anyhow::Result<(EdgeProcess, String)> {
+    let wasm = root.join("target/wasm32-wasip2/release/users_edge.wasm");
+    let host = root.join("target/release/users-spin-host");
+    if !wasm.exists() || !host.exists() {
+        bail!(
+            "{} or {} is missing: run scripts/build-spin.sh and cargo build --release -p users-spin-host",
+            wasm.display(),
+            host.display()
+        );
+    }
+    let port = free_port()?;
+    let mut cmd = Command::new(host);
+    cmd.arg("--wasm")
+        .arg(&wasm)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--store", "default", "--store", "profiles"]);
+    for (k, v) in edge_vars(origin) {
+        cmd.args(["--var", &format!("{}={v}", k.to_ascii_lowercase())]);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let child = cmd.spawn().context("start users-spin-host")?;
+    let dir = std::env::temp_dir().join(format!("users-bench-spin-{}", std::process::id()));
+    Ok((
+        EdgeProcess { child, dir },
+        format!("http://127.0.0.1:{port}"),
+    ))
+}
+
+fn start_wrangler(root: &Path, origin: &str) -> anyhow::Result<(EdgeProcess, String)> {
     let shim = root.join("build/worker/shim.mjs");
     if !shim.exists() {
         bail!("{} is missing: run scripts/build-worker.sh", shim.display());
@@ -102,14 +158,10 @@ fn start_wrangler(root: &Path, origin: &str) -> anyhow::Result<(Wrangler, String
     let config = dir.join("wrangler.toml");
     std::fs::write(&config, out)?;
     let port = free_port()?;
-    let vars = [
-        format!("ORIGIN_URL:{origin}"),
-        format!("JWT_ISSUER:{PUBLIC_URL}"),
-        format!("EDGE_SHARED_SECRET:{SECRET}"),
-        "RATE_LIMIT_AUTH_IP:100000000/60s".into(),
-        "RATE_LIMIT_USER:100000000/60s".into(),
-        "PROFILE_CACHE_TTL:3600".into(),
-    ];
+    let vars: Vec<String> = edge_vars(origin)
+        .into_iter()
+        .map(|(k, v)| format!("{k}:{v}"))
+        .collect();
     let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
     cmd.args(["dev", "-c"]).arg(&config);
     cmd.args(["--ip", "127.0.0.1", "--port", &port.to_string()]);
@@ -132,7 +184,10 @@ fn start_wrangler(root: &Path, origin: &str) -> anyhow::Result<(Wrangler, String
         .stderr(Stdio::null())
         .process_group(0);
     let child = cmd.spawn().context("start wrangler (npm ci first)")?;
-    Ok((Wrangler { child, dir }, format!("http://127.0.0.1:{port}")))
+    Ok((
+        EdgeProcess { child, dir },
+        format!("http://127.0.0.1:{port}"),
+    ))
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
@@ -226,11 +281,47 @@ async fn run(root: PathBuf, db: String, prefix: String) -> anyhow::Result<EdgeRe
     let origin = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
 
-    let (wrangler, edge) = start_wrangler(&root, &origin)?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
-    wait_ready(&client, &format!("{edge}/edge/health")).await?;
+    let mut runtimes = Vec::new();
+    for runtime in [WRANGLER, SPIN] {
+        let (process, edge) = if runtime == WRANGLER {
+            start_wrangler(&root, &origin)?
+        } else {
+            start_spin(&root, &origin)?
+        };
+        eprintln!("==> {runtime} on {edge}");
+        let result = measure_runtime(&client, &edge, &admin_password, runtime).await;
+        drop(process);
+        runtimes.push(result?);
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(EdgeResults {
+        date: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)?,
+        commit: String::from_utf8_lossy(
+            &Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .output()?
+                .stdout,
+        )
+        .trim()
+        .to_owned(),
+        rate_rps: RATE,
+        duration_s: DURATION.as_secs_f64(),
+        runtimes,
+    })
+}
+
+/// The four scenarios through one running edge.
+async fn measure_runtime(
+    client: &reqwest::Client,
+    edge: &str,
+    admin_password: &str,
+    runtime: &'static str,
+) -> anyhow::Result<RuntimeResults> {
+    wait_ready(client, &format!("{edge}/edge/health")).await?;
     let login: serde_json::Value = client
         .post(format!("{edge}/auth/login"))
         .json(&serde_json::json!({"login": "admin", "password": admin_password}))
@@ -252,7 +343,7 @@ async fn run(root: PathBuf, db: String, prefix: String) -> anyhow::Result<EdgeRe
         Target::new(200, move |_| c.get(&u).bearer_auth(&t))
     };
     // Same token with its signature's last character changed: verified (and refused) at the
-    // edge, before any Durable Object or cache call: the cost of verification alone.
+    // edge, before any state or cache look-up: the cost of verification alone.
     let forged = {
         let last = token.chars().last().unwrap_or('A');
         let swapped = if last == 'A' { 'B' } else { 'A' };
@@ -291,34 +382,20 @@ async fn run(root: PathBuf, db: String, prefix: String) -> anyhow::Result<EdgeRe
         .await,
         measure(
             "cached profile read",
-            "GET /users/me (JWT verified, revocation + rate-limit Durable Objects, Cache API hit)",
+            "GET /users/me (JWT verified, revocation and rate-limit state, profile cache hit)",
             &cached,
         )
         .await,
         measure(
             "forwarded read",
-            "GET /users?limit=1 (JWT verified, Durable Objects, forwarded to the origin)",
+            "GET /users?limit=1 (JWT verified, revocation and rate-limit state, forwarded to the origin)",
             &forwarded,
         )
         .await,
     ];
-    drop(wrangler);
-    let _ = std::fs::remove_dir_all(&data_dir);
     let gap = scenarios[2].fixed_rate.latency.p50_ms - scenarios[0].fixed_rate.latency.p50_ms;
-    Ok(EdgeResults {
-        date: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)?,
-        commit: String::from_utf8_lossy(
-            &Command::new("git")
-                .args(["rev-parse", "HEAD"])
-                .output()?
-                .stdout,
-        )
-        .trim()
-        .to_owned(),
-        runtime: "wrangler dev 4.86.0 (local workerd), Cloudflare adapter",
-        rate_rps: RATE,
-        duration_s: DURATION.as_secs_f64(),
+    Ok(RuntimeResults {
+        runtime,
         cached_minus_health_p50_ms: load::round3(gap),
         target_met: gap <= 1.0,
         scenarios,
@@ -326,41 +403,55 @@ async fn run(root: PathBuf, db: String, prefix: String) -> anyhow::Result<EdgeRe
 }
 
 fn markdown(r: &EdgeResults) -> String {
-    let mut md =
-        String::from("<!-- edge:begin -->\n## Edge (Cloudflare worker under `wrangler dev`)\n\n");
+    let mut md = String::from(
+        "<!-- edge:begin -->\n## Edge (Cloudflare worker under `wrangler dev`, Spin component in the wasmtime host)\n\n",
+    );
     md.push_str(&format!(
         "Generated by `scripts/bench.sh --edge` (`bench/src/bin/edge.rs`) at {} on commit `{}`; raw figures in \
-         `bench/edge-results.json`. {}; in-process origin with Redis; the load generator, workerd, the origin, \
-         PostgreSQL and Redis share the machine's 2 cores. Each scenario: saturation with {CONCURRENCY} concurrent \
-         clients for {} s, then an open loop at {RATE} req/s for {} s (latency from each request's scheduled send).\n\n",
-        r.date, r.commit, r.runtime, r.duration_s, r.duration_s
+         `bench/edge-results.json`. Both runtimes in one run, one after the other, in front of the same in-process \
+         origin with Redis; the load generator, the edge, the origin, PostgreSQL and Redis share the machine's 2 cores. \
+         Each scenario: saturation with {CONCURRENCY} concurrent clients for {} s, then an open loop at {RATE} req/s \
+         for {} s (latency from each request's scheduled send).\n\n",
+        r.date, r.commit, r.duration_s, r.duration_s
     ));
-    md.push_str("| scenario | request | saturation req/s | p50 ms | p99 ms | at 100 req/s: p50 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
-    for s in &r.scenarios {
-        md.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
-            s.name,
-            s.request,
-            s.saturation.ok_rps,
-            s.saturation.latency.p50_ms,
-            s.saturation.latency.p99_ms,
-            s.fixed_rate.latency.p50_ms,
-            s.fixed_rate.latency.p99_ms,
-            s.saturation.errors + s.fixed_rate.errors
-        ));
+    md.push_str("| runtime | scenario | request | saturation req/s | p50 ms | p99 ms | at 100 req/s: p50 ms | p99 ms | errors |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for rt in &r.runtimes {
+        for s in &rt.scenarios {
+            md.push_str(&format!(
+                "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
+                rt.runtime,
+                s.name,
+                s.request,
+                s.saturation.ok_rps,
+                s.saturation.latency.p50_ms,
+                s.saturation.latency.p99_ms,
+                s.fixed_rate.latency.p50_ms,
+                s.fixed_rate.latency.p99_ms,
+                s.saturation.errors + s.fixed_rate.errors
+            ));
+        }
     }
     md.push_str(&format!(
-        "\nTarget: the cached read adds at most 1 ms p50 over `/edge/health` (at {RATE} req/s): measured **{:+.2} ms** → **{}**.\n\n\
-         Where the cached read's extra time goes: the refused-token row is the same request verified and answered at \
-         the edge with no further call ({:+.2} ms p50 over health: header parsing, Ed25519 verification in wasm, the \
-         problem body); the rest ({:+.2} ms) is the Durable Object round trips (the global `Revocations` object and \
-         the per-user `RateLimiter` object, run concurrently, no storage writes) and the Cache API lookup, which under \
-         `wrangler dev` go through workerd's local emulation on the same two cores as everything else.\n<!-- edge:end -->\n",
-        r.cached_minus_health_p50_ms,
-        if r.target_met { "PASS" } else { "MISS" },
-        r.scenarios[1].fixed_rate.latency.p50_ms - r.scenarios[0].fixed_rate.latency.p50_ms,
-        r.scenarios[2].fixed_rate.latency.p50_ms - r.scenarios[1].fixed_rate.latency.p50_ms,
+        "\nTarget: the cached read adds at most 1 ms p50 over `/edge/health` (at {RATE} req/s):\n\n"
     ));
+    for rt in &r.runtimes {
+        md.push_str(&format!(
+            "- {}: **{:+.2} ms** → **{}** (verification alone {:+.2} ms; state and cache look-ups {:+.2} ms).\n",
+            rt.runtime,
+            rt.cached_minus_health_p50_ms,
+            if rt.target_met { "PASS" } else { "MISS" },
+            rt.scenarios[1].fixed_rate.latency.p50_ms - rt.scenarios[0].fixed_rate.latency.p50_ms,
+            rt.scenarios[2].fixed_rate.latency.p50_ms - rt.scenarios[1].fixed_rate.latency.p50_ms,
+        ));
+    }
+    md.push_str(
+        "\nThe refused-token row is the same request verified and answered at the edge with no further call (header \
+         parsing, Ed25519 verification in wasm, the problem body). For the worker, the rest of the cached read is the \
+         Durable Object round trips (the global `Revocations` object and the per-user `RateLimiter` object, run \
+         concurrently) and the Cache API look-up, through workerd's local emulation. For Spin, every request gets a \
+         fresh instance (as Spin does) and the rest is key-value calls into the host: the revocation view, the \
+         rate-limit read and write, the profile look-up and the stored key set.\n<!-- edge:end -->\n",
+    );
     md
 }
 
