@@ -66,7 +66,15 @@ fn is_auth_path(path: &str) -> bool {
     path.starts_with("/auth/") || path.starts_with("/v1/auth/")
 }
 
-/// Resolves [`ClientIp`] and applies the per-IP limit on `/auth/*`.
+/// Logins and registrations: each costs a password hash.
+fn hashes(method: &http::Method, path: &str) -> bool {
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    method == http::Method::POST && matches!(path, "/auth/login" | "/auth/register")
+}
+
+/// Resolves [`ClientIp`] and applies the per-IP limit on `/auth/*`. While the hashing pool is
+/// full, logins and registrations are refused first, before any other work (the handlers
+/// check again).
 pub async fn client_context(
     State(state): State<AppState>,
     mut req: Request,
@@ -83,6 +91,11 @@ pub async fn client_context(
     req.extensions_mut().insert(FromEdge(from_edge));
     if !is_auth_path(req.uri().path()) {
         return next.run(req).await;
+    }
+    if hashes(req.method(), req.uri().path())
+        && let Err(overloaded) = state.hasher.admit()
+    {
+        return overloaded.into_response();
     }
     let quota = state.config.limits.auth_ip;
     let decision = state.limiter.check(&format!("ip:{ip}"), quota).await;
@@ -113,6 +126,28 @@ mod tests {
         ProxyConfig {
             trusted: trusted.iter().map(|t| t.parse().unwrap()).collect(),
             edge_secret: secret.map(|s| Secret::new(s.to_owned())),
+        }
+    }
+
+    #[test]
+    fn only_logins_and_registrations_are_admitted_early() {
+        use http::Method;
+        for path in [
+            "/auth/login",
+            "/auth/register",
+            "/v1/auth/login",
+            "/v1/auth/register",
+        ] {
+            assert!(hashes(&Method::POST, path), "{path}");
+            assert!(!hashes(&Method::GET, path), "GET {path}");
+        }
+        for path in [
+            "/auth/refresh",
+            "/auth/logout",
+            "/auth/login/x",
+            "/v2/auth/login",
+        ] {
+            assert!(!hashes(&Method::POST, path), "{path}");
         }
     }
 

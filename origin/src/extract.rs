@@ -193,8 +193,8 @@ impl FromRequestParts<AppState> for Auth {
                 tracing::debug!(reason = %e, "token refused");
                 ApiError::InvalidToken
             })?;
-        let client = state.db.get().await?;
-        let principal = db::users::principal(&client, verified.claims.sub)
+        // The connection goes back to the pool before the rate-limit call.
+        let principal = db::users::principal(&state.db.get().await?, verified.claims.sub)
             .await?
             .ok_or(ApiError::InvalidToken)?;
         if !principal.is_active || verified.claims.sv != principal.security_version {
