@@ -17,8 +17,9 @@
 //!   login lock-outs, trusted client addresses); [`observability`] (metrics, the `/v1`
 //!   alias, request ids); [`faults`] (Redis and PostgreSQL cut, hanging or killed, through
 //!   the TCP [`proxy`]); [`scrape`] reads `/metrics`.
-//! - [`edge`]: the edge tier (the Cloudflare Worker under `wrangler dev`) in front of a real
-//!   origin; the scenarios are written once for every edge runtime.
+//! - [`edge`]: the edge tier (the Cloudflare Worker under `wrangler dev`, the Spin component
+//!   in the wasmtime test host) in front of a real origin; the scenarios are written once for
+//!   every edge runtime.
 //!
 //! Every test runs in its own process under cargo-nextest and owns its database, so tests are
 //! independent of order and of each other.
