@@ -28,7 +28,9 @@ use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use futures::future::{Either, join, join_all, select};
+use http::StatusCode;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FullBody, Request};
@@ -61,6 +63,8 @@ pub const PROFILE_STORE: &str = "profiles";
 pub const SWEEP_ONE_IN: u64 = 256;
 /// Entries one sweep looks at, from a random starting point.
 const SWEEP_BATCH: usize = 256;
+/// Largest request body the edge reads: the origin's own limit.
+const BODY_MAX: usize = 64 * 1024;
 /// Headers the Spin host adds to an incoming request; never forwarded.
 const HOST_HEADER_PREFIX: &str = "spin-";
 /// Headers outbound HTTP refuses (the authority comes from the URL).
@@ -97,8 +101,9 @@ async fn serve(req: Request) -> http::Response<Bytes> {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(5000);
     let client_ip = client_ip(req.headers());
-    let Some(request) = into_http(req).await else {
-        return problem::problem(ErrorCode::MalformedRequest, http::StatusCode::BAD_REQUEST);
+    let request = match into_http(req).await {
+        Ok(request) => request,
+        Err(refused) => return refused,
     };
 
     let (state, profiles) = join(Store::open(STATE_STORE), Store::open(PROFILE_STORE)).await;
@@ -173,9 +178,27 @@ fn client_ip(headers: &http::HeaderMap) -> Option<IpAddr> {
 }
 
 /// The request as the pipeline takes it: path-only URI, whole body, no Spin host headers.
-async fn into_http(req: Request) -> Option<http::Request<Bytes>> {
+/// A body over [`BODY_MAX`] is refused with `413` as soon as that is known.
+async fn into_http(req: Request) -> Result<http::Request<Bytes>, http::Response<Bytes>> {
+    let too_large = || problem::problem(ErrorCode::PayloadTooLarge, StatusCode::PAYLOAD_TOO_LARGE);
+    let malformed = || problem::problem(ErrorCode::MalformedRequest, StatusCode::BAD_REQUEST);
     let (parts, body) = req.into_parts();
-    let body = body.bytes().await.ok()?;
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_MAX as u64) {
+        return Err(too_large());
+    }
+    let mut chunks = body.stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|_| malformed())?;
+        if buf.len() + chunk.len() > BODY_MAX {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut builder = http::Request::builder().method(parts.method).uri(path);
     for (name, value) in &parts.headers {
@@ -183,7 +206,7 @@ async fn into_http(req: Request) -> Option<http::Request<Bytes>> {
             builder = builder.header(name, value);
         }
     }
-    builder.body(body).ok()
+    builder.body(Bytes::from(buf)).map_err(|_| malformed())
 }
 
 /// The origin over outbound HTTP, with a deadline (`ORIGIN_TIMEOUT_MS`, default 5000).

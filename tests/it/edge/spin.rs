@@ -10,11 +10,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use users_spin_host::{HostConfig, RunningHost};
 
 use super::scenarios::{edge_vars, send};
@@ -305,15 +307,19 @@ fn the_manifest_declares_every_setting_the_edge_reads() {
 }
 
 /// An origin that answers every request with its headers, then — after a pause, in a
-/// separate write — a body echoing the request's body with padding. Returns its URL.
-async fn split_write_origin(pause: Duration) -> String {
+/// separate write — a body echoing the request's body with padding. Returns its URL and the
+/// number of requests it has read.
+async fn split_write_origin(pause: Duration) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("an address");
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
     tokio::spawn(async move {
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
+            let counter = Arc::clone(&counter);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -341,6 +347,7 @@ async fn split_write_origin(pause: Duration) -> String {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
+                counter.fetch_add(1, Ordering::SeqCst);
                 let received = String::from_utf8_lossy(&buf[head_end..head_end + length]);
                 let body = json!({"received": received, "padding": "x".repeat(20_000)}).to_string();
                 let headers = format!(
@@ -358,14 +365,14 @@ async fn split_write_origin(pause: Duration) -> String {
             });
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), served)
 }
 
 /// A body that reaches the edge in a later TCP segment than its headers is forwarded whole
 /// (the component keeps the outgoing request alive until the response body is read).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_origin_body_sent_after_its_headers_reaches_the_client() {
-    let origin = split_write_origin(Duration::from_millis(150)).await;
+    let (origin, _) = split_write_origin(Duration::from_millis(150)).await;
     let edge = Spin.start(&origin, &edge_vars(&[])).await;
     let client = http_client();
     for attempt in 1..=3 {
@@ -389,4 +396,68 @@ async fn an_origin_body_sent_after_its_headers_reaches_the_client() {
             "attempt {attempt}: the request body went out whole"
         );
     }
+}
+
+/// Request bodies over the origin's 64 KiB limit are refused at the edge with `413`, whether
+/// the length is declared or the body arrives chunked, and never reach the origin; one at the
+/// limit goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_are_refused_at_the_edge() {
+    let (origin, served) = split_write_origin(Duration::ZERO).await;
+    let edge = Spin.start(&origin, &edge_vars(&[])).await;
+    let client = http_client();
+    let login = |body: String| {
+        client
+            .post(format!("{}/auth/login", edge.address))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    // `{"p":"…"}` of exactly 64 KiB, then one byte more.
+    let at_limit = format!(r#"{{"p":"{}"}}"#, "x".repeat(64 * 1024 - 8));
+    assert_eq!(at_limit.len(), 64 * 1024);
+    let over = format!(r#"{{"p":"{}"}}"#, "x".repeat(64 * 1024 - 7));
+
+    send(login(over))
+        .await
+        .assert_problem(413, "payload-too-large");
+    assert_eq!(served.load(Ordering::SeqCst), 0, "the origin saw nothing");
+
+    // Chunked, no Content-Length: refused once the running total passes the limit.
+    let addr = edge.address.trim_start_matches("http://").to_owned();
+    let mut socket = TcpStream::connect(&addr)
+        .await
+        .expect("connect to the edge");
+    let head = format!(
+        "POST /auth/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    socket
+        .write_all(head.as_bytes())
+        .await
+        .expect("send the head");
+    let chunk = "y".repeat(16 * 1024);
+    for _ in 0..5 {
+        let framed = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+        socket
+            .write_all(framed.as_bytes())
+            .await
+            .expect("send a chunk");
+    }
+    socket.write_all(b"0\r\n\r\n").await.expect("end the body");
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "a 413 for 80 KiB sent chunked, got: {answer}"
+    );
+    assert!(answer.contains("payload-too-large"), "{answer}");
+    assert_eq!(served.load(Ordering::SeqCst), 0, "the origin saw nothing");
+
+    let ok = send(login(at_limit)).await;
+    assert_eq!(ok.status, 200, "{ok}");
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        1,
+        "the body at the limit was forwarded"
+    );
 }
