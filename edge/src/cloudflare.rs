@@ -20,6 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::{Either, select};
 use serde::{Deserialize, Serialize};
+use users_core::problem::ErrorCode;
 use users_core::ratelimit::{Decision, Quota, gcra};
 use uuid::Uuid;
 use worker::{
@@ -28,7 +29,7 @@ use worker::{
 };
 
 use crate::config::EdgeConfig;
-use crate::pipeline::{Edge, problem};
+use crate::pipeline::{BODY_MAX, Edge, problem};
 use crate::ports::{
     CachedProfile, Origin, OriginError, Platform, ProfileCache, RateLimiter, RevocationStore,
     RevocationView,
@@ -82,13 +83,44 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .headers()
         .get("cf-connecting-ip")?
         .and_then(|ip| ip.parse::<IpAddr>().ok());
+    let refuse = |req: &Request, code, status| {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in req.headers().entries() {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(&value),
+            ) {
+                headers.append(n, v);
+            }
+        }
+        into_worker(edge.refuse(&headers, problem::problem(code, status)))
+    };
+    let declared = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_MAX as u64) {
+        return refuse(
+            &req,
+            ErrorCode::PayloadTooLarge,
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+        );
+    }
     let request = match into_http(&mut req).await {
+        Ok(r) if r.body().len() > BODY_MAX => {
+            return refuse(
+                &req,
+                ErrorCode::PayloadTooLarge,
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+            );
+        }
         Ok(r) => r,
         Err(_) => {
-            return into_worker(problem::problem(
-                users_core::problem::ErrorCode::MalformedRequest,
+            return refuse(
+                &req,
+                ErrorCode::MalformedRequest,
                 http::StatusCode::BAD_REQUEST,
-            ));
+            );
         }
     };
     into_worker(edge.handle(request, client_ip).await)

@@ -47,7 +47,7 @@ use users_core::token::{Jwks, KeySet};
 use uuid::Uuid;
 
 use crate::config::{EdgeConfig, SETTINGS};
-use crate::pipeline::{Edge, problem};
+use crate::pipeline::{BODY_MAX, Edge, problem};
 use crate::ports::{
     CachedProfile, Origin, OriginError, Platform, ProfileCache, RateLimiter, RevocationStore,
     RevocationView,
@@ -63,8 +63,6 @@ pub const PROFILE_STORE: &str = "profiles";
 pub const SWEEP_ONE_IN: u64 = 256;
 /// Entries one sweep looks at, from a random starting point.
 const SWEEP_BATCH: usize = 256;
-/// Largest request body the edge reads: the origin's own limit.
-const BODY_MAX: usize = 64 * 1024;
 /// Headers the Spin host adds to an incoming request; never forwarded.
 const HOST_HEADER_PREFIX: &str = "spin-";
 /// Headers outbound HTTP refuses (the authority comes from the URL).
@@ -101,11 +99,6 @@ async fn serve(req: Request) -> http::Response<Bytes> {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(5000);
     let client_ip = client_ip(req.headers());
-    let request = match into_http(req).await {
-        Ok(request) => request,
-        Err(refused) => return refused,
-    };
-
     let (state, profiles) = join(Store::open(STATE_STORE), Store::open(PROFILE_STORE)).await;
     let (state, profiles) = (state.ok().map(Rc::new), profiles.ok().map(Rc::new));
     let keep_ms = config.profile_ttl_ms + config.stale_if_error_ms;
@@ -125,6 +118,10 @@ async fn serve(req: Request) -> http::Response<Bytes> {
         },
         SpinPlatform,
     );
+    let request = match into_http(req).await {
+        Ok(request) => request,
+        Err((refused, headers)) => return edge.refuse(&headers, refused),
+    };
 
     let mut seeded_at = None;
     if !static_keys
@@ -178,8 +175,11 @@ fn client_ip(headers: &http::HeaderMap) -> Option<IpAddr> {
 }
 
 /// The request as the pipeline takes it: path-only URI, whole body, no Spin host headers.
-/// A body over [`BODY_MAX`] is refused with `413` as soon as that is known.
-async fn into_http(req: Request) -> Result<http::Request<Bytes>, http::Response<Bytes>> {
+/// A body over [`BODY_MAX`] is refused with `413` as soon as that is known; a refusal comes
+/// with the request's headers.
+async fn into_http(
+    req: Request,
+) -> Result<http::Request<Bytes>, (http::Response<Bytes>, http::HeaderMap)> {
     let too_large = || problem::problem(ErrorCode::PayloadTooLarge, StatusCode::PAYLOAD_TOO_LARGE);
     let malformed = || problem::problem(ErrorCode::MalformedRequest, StatusCode::BAD_REQUEST);
     let (parts, body) = req.into_parts();
@@ -188,25 +188,29 @@ async fn into_http(req: Request) -> Result<http::Request<Bytes>, http::Response<
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > BODY_MAX as u64) {
-        return Err(too_large());
+        return Err((too_large(), parts.headers));
     }
     let mut chunks = body.stream();
     let mut buf = Vec::new();
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|_| malformed())?;
+        let Ok(chunk) = chunk else {
+            return Err((malformed(), parts.headers));
+        };
         if buf.len() + chunk.len() > BODY_MAX {
-            return Err(too_large());
+            return Err((too_large(), parts.headers));
         }
         buf.extend_from_slice(&chunk);
     }
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut builder = http::Request::builder().method(parts.method).uri(path);
+    let mut builder = http::Request::builder().method(&parts.method).uri(path);
     for (name, value) in &parts.headers {
         if !name.as_str().starts_with(HOST_HEADER_PREFIX) {
             builder = builder.header(name, value);
         }
     }
-    builder.body(Bytes::from(buf)).map_err(|_| malformed())
+    builder
+        .body(Bytes::from(buf))
+        .map_err(|_| (malformed(), parts.headers))
 }
 
 /// The origin over outbound HTTP, with a deadline (`ORIGIN_TIMEOUT_MS`, default 5000).

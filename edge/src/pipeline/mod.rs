@@ -24,6 +24,10 @@ pub use headers::{EDGE_SECRET, REVOKED};
 
 use routes::{Route, classify};
 
+/// Largest request body the edge accepts (the origin's own limit); adapters refuse larger ones
+/// with `413` before buffering them.
+pub const BODY_MAX: usize = 64 * 1024;
+
 /// How soon a key set fetched from the origin may be fetched again because a token named a
 /// `kid` it does not hold (key rotation), in ms.
 const KEY_REFRESH_MIN_MS: i64 = 30_000;
@@ -78,6 +82,20 @@ where
     /// The key set fetched from the origin, and when (`None` with static keys or before a fetch).
     pub fn fetched_keys(&self) -> Option<(KeySet, i64)> {
         self.keys.lock().ok().and_then(|k| k.clone())
+    }
+
+    /// The answer to a request the adapter refused before the pipeline could take it (a body
+    /// too large or unreadable), with the headers every answer carries.
+    pub fn refuse(
+        &self,
+        req_headers: &http::HeaderMap,
+        mut res: Response<Bytes>,
+    ) -> Response<Bytes> {
+        let request_id =
+            headers::request_id(req_headers).unwrap_or_else(|| self.platform.request_id());
+        let cors_origin = headers::allowed_origin(req_headers, &self.config.cors_origins);
+        headers::finish(&mut res, &request_id, cors_origin.as_deref());
+        res
     }
 
     /// Handles one request from `client_ip`.

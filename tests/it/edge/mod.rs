@@ -118,6 +118,7 @@ macro_rules! edge_scenarios {
             security_headers_and_request_ids_on_every_answer,
             internal_endpoints_are_not_reachable_through_the_edge,
             a_deletion_does_not_wedge_the_revocation_feed,
+            oversized_bodies_are_refused_at_the_edge,
         );
     };
     (@tests $runtime:expr; $($scenario:ident),+ $(,)?) => {

@@ -1392,3 +1392,37 @@ pub async fn a_deletion_does_not_wedge_the_revocation_feed<R: EdgeRuntime>(rt: &
         "the deleted account's token was refused by the edge itself"
     );
 }
+
+/// A body over the origin's 64 KiB limit gets the `413` problem from the edge and never
+/// reaches the origin; one at the limit is forwarded and judged by the origin.
+pub async fn oversized_bodies_are_refused_at_the_edge<R: EdgeRuntime>(rt: &R) {
+    let s = stack(rt, &[]).await;
+    let edge = s.edge();
+    let before = s.origin_requests(LOGIN).await;
+    // `{"login":"…","password":"x"}` of 64 KiB, then one byte more.
+    let body = |len: usize| {
+        let filler = len - r#"{"login":"","password":"x"}"#.len();
+        format!(r#"{{"login":"{}","password":"x"}}"#, "a".repeat(filler))
+    };
+    let over = send(
+        edge.post("/auth/login")
+            .header("content-type", "application/json")
+            .body(body(64 * 1024 + 1)),
+    )
+    .await;
+    over.assert_problem(413, "payload-too-large");
+    assert_edge_headers("the edge's 413", &over);
+    assert_eq!(
+        s.origin_requests(LOGIN).await,
+        before,
+        "the oversized login never reached the origin"
+    );
+    let at_limit = send(
+        edge.post("/auth/login")
+            .header("content-type", "application/json")
+            .body(body(64 * 1024)),
+    )
+    .await;
+    at_limit.assert_problem(401, "invalid-credentials");
+    assert_eq!(s.origin_requests(LOGIN).await, before + 1.0);
+}

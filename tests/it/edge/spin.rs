@@ -402,7 +402,7 @@ async fn an_origin_body_sent_after_its_headers_reaches_the_client() {
 /// the length is declared or the body arrives chunked, and never reach the origin; one at the
 /// limit goes through.
 #[tokio::test(flavor = "multi_thread")]
-async fn oversized_bodies_are_refused_at_the_edge() {
+async fn a_chunked_oversized_body_is_refused_before_it_is_read_whole() {
     let (origin, served) = split_write_origin(Duration::ZERO).await;
     let edge = Spin.start(&origin, &edge_vars(&[])).await;
     let client = http_client();
