@@ -19,9 +19,21 @@ pub async fn record(
     ctx: &Ctx,
     e: Event<'_>,
 ) -> Result<(), tokio_postgres::Error> {
+    let statement = db
+        .prepare_cached(
+            "INSERT INTO audit_log (actor_id, action, target_id, request_id, ip, details) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
     db.execute(
-        "INSERT INTO audit_log (actor_id, action, target_id, request_id, ip, details) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&e.actor, &e.action, &e.target, &ctx.request_id, &ctx.ip, &e.details],
+        &statement,
+        &[
+            &e.actor,
+            &e.action,
+            &e.target,
+            &ctx.request_id,
+            &ctx.ip,
+            &e.details,
+        ],
     )
     .await?;
     Ok(())

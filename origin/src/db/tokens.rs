@@ -28,9 +28,14 @@ pub async fn insert_refresh(
     digest: &[u8],
     ttl_secs: i64,
 ) -> Result<(), tokio_postgres::Error> {
+    let statement = db
+        .prepare_cached(
+            "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) \
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        )
+        .await?;
     db.execute(
-        "INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) \
-         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        &statement,
         &[
             &Uuid::now_v7(),
             &user_id,

@@ -74,7 +74,8 @@ pub async fn get(
     id: Uuid,
 ) -> Result<Option<UserRow>, tokio_postgres::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1");
-    Ok(db.query_opt(&sql, &[&id]).await?.map(UserRow::from))
+    let statement = db.prepare_cached(&sql).await?;
+    Ok(db.query_opt(&statement, &[&id]).await?.map(UserRow::from))
 }
 
 /// Locks the row for the rest of the transaction.
@@ -95,7 +96,8 @@ pub async fn get_by_login(
         "SELECT {COLUMNS}, u.password_hash FROM users u \
          WHERE u.username = lower($1) OR lower(u.email) = lower($1) LIMIT 1"
     );
-    Ok(db.query_opt(&sql, &[&login]).await?.map(|r| {
+    let statement = db.prepare_cached(&sql).await?;
+    Ok(db.query_opt(&statement, &[&login]).await?.map(|r| {
         let hash: String = r.get("password_hash");
         (UserRow::from(r), hash)
     }))
@@ -132,15 +134,15 @@ pub async fn principal(
     db: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<Principal>, tokio_postgres::Error> {
-    let row = db
-        .query_opt(
+    let statement = db
+        .prepare_cached(
             "SELECT u.is_active, u.security_version, \
              ARRAY(SELECT DISTINCT p FROM user_roles ur JOIN roles r ON r.name = ur.role_name, \
                    unnest(r.permissions) AS p WHERE ur.user_id = u.id) AS perms \
              FROM users u WHERE u.id = $1",
-            &[&id],
         )
         .await?;
+    let row = db.query_opt(&statement, &[&id]).await?;
     Ok(row.map(|r| {
         let perms: Vec<String> = r.get("perms");
         Principal {
