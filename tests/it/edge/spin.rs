@@ -19,9 +19,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use users_spin_host::{HostConfig, RunningHost};
 
-use super::scenarios::{edge_vars, send};
+use super::scenarios::{EDGE_SECRET, Tier, edge_vars, send};
 use super::{EdgeHandle, EdgeRuntime, RunningEdge};
-use crate::helpers::http_client;
+use crate::helpers::{http_client, spawn_app_with};
 
 /// How long the host may take to answer its first health check.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -150,71 +150,73 @@ impl RunningEdge for SpinEdge {
     }
 }
 
+/// Starts the production component in the host, configured from `spin.toml` as Spin would
+/// be, in front of `origin`, and waits until it is healthy.
+async fn start_host(origin: &str, vars: &BTreeMap<String, String>) -> (RunningHost, Duration) {
+    let m = manifest();
+    // Application variables: the manifest's defaults, then what the test sets (by the
+    // upper-case setting names the Worker uses, as Spin's environment provider does).
+    let mut values: BTreeMap<String, String> = m
+        .variables
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.default.clone()?)))
+        .collect();
+    let given = std::iter::once(("ORIGIN_URL", origin)).chain(
+        vars.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .filter(|(k, _)| *k != "ORIGIN_URL"),
+    );
+    for (name, value) in given {
+        let name = name.to_ascii_lowercase();
+        assert!(
+            m.variables.contains_key(&name),
+            "spin.toml declares no variable {name:?}"
+        );
+        values.insert(name, value.to_owned());
+    }
+    for (name, v) in &m.variables {
+        assert!(
+            !v.required || values.contains_key(name),
+            "the required variable {name:?} is not set"
+        );
+    }
+    let mut config = HostConfig::new(component(&m));
+    for (name, template) in &m.component_variables {
+        config = config.variable(name, render(template, &values));
+    }
+    for store in &m.stores {
+        config = config.store(store);
+    }
+    let started = Instant::now();
+    let host = users_spin_host::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("start the Spin test host: {e}"));
+    let address = host.url();
+    let client = http_client();
+    loop {
+        if let Ok(resp) = client.get(format!("{address}/edge/health")).send().await
+            && resp.status() == 200
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < READY_TIMEOUT,
+            "no healthy answer on {address} within {READY_TIMEOUT:?}:\n{}",
+            host.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (host, started.elapsed())
+}
+
 impl EdgeRuntime for Spin {
     fn name(&self) -> &'static str {
         "spin"
     }
 
     async fn start(&self, origin: &str, vars: &BTreeMap<String, String>) -> EdgeHandle {
-        let m = manifest();
-        // Application variables: the manifest's defaults, then what the test sets (by the
-        // upper-case setting names the Worker uses, as Spin's environment provider does).
-        let mut values: BTreeMap<String, String> = m
-            .variables
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.default.clone()?)))
-            .collect();
-        let given = std::iter::once(("ORIGIN_URL", origin)).chain(
-            vars.iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .filter(|(k, _)| *k != "ORIGIN_URL"),
-        );
-        for (name, value) in given {
-            let name = name.to_ascii_lowercase();
-            assert!(
-                m.variables.contains_key(&name),
-                "spin.toml declares no variable {name:?}"
-            );
-            values.insert(name, value.to_owned());
-        }
-        for (name, v) in &m.variables {
-            assert!(
-                !v.required || values.contains_key(name),
-                "the required variable {name:?} is not set"
-            );
-        }
-        let mut config = HostConfig::new(component(&m));
-        for (name, template) in &m.component_variables {
-            config = config.variable(name, render(template, &values));
-        }
-        for store in &m.stores {
-            config = config.store(store);
-        }
-        let started = Instant::now();
-        let host = users_spin_host::start(config)
-            .await
-            .unwrap_or_else(|e| panic!("start the Spin test host: {e}"));
-        let address = host.url();
-        let client = http_client();
-        loop {
-            if let Ok(resp) = client.get(format!("{address}/edge/health")).send().await
-                && resp.status() == 200
-            {
-                break;
-            }
-            assert!(
-                started.elapsed() < READY_TIMEOUT,
-                "no healthy answer on {address} within {READY_TIMEOUT:?}:\n{}",
-                host.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        EdgeHandle::new(
-            address,
-            "spin",
-            started.elapsed(),
-            Box::new(SpinEdge { host }),
-        )
+        let (host, started_in) = start_host(origin, vars).await;
+        EdgeHandle::new(host.url(), "spin", started_in, Box::new(SpinEdge { host }))
     }
 }
 
@@ -459,5 +461,93 @@ async fn a_chunked_oversized_body_is_refused_before_it_is_read_whole() {
         served.load(Ordering::SeqCst),
         1,
         "the body at the limit was forwarded"
+    );
+}
+
+/// The JSON value of `key` in the host's store `label`.
+fn kv_json(host: &RunningHost, label: &str, key: &str) -> Value {
+    let raw = host
+        .kv_get(label, key)
+        .unwrap_or_else(|| panic!("{label}/{key} is stored; keys: {:?}", host.kv_keys(label)));
+    serde_json::from_slice(&raw).expect("a JSON value")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Spin key-value has no expiry, so cached profiles and rate-limit state are stored in an
+/// envelope with theirs: a profile is kept for its TTL plus the stale-if-error allowance, a
+/// quota's state until its theoretical arrival time; an envelope past its expiry is ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn expiring_values_are_stored_in_envelopes_and_ignored_once_expired() {
+    let app = spawn_app_with(|vars| {
+        vars.insert("EDGE_SHARED_SECRET".into(), EDGE_SECRET.into());
+    })
+    .await;
+    let (host, _) = start_host(
+        &app.address,
+        &edge_vars(&[
+            ("PROFILE_CACHE_TTL", "30"),
+            ("STALE_IF_ERROR", "300"),
+            ("RATE_LIMIT_USER", "5/60s"),
+        ]),
+    )
+    .await;
+    let edge = Tier::new(&host.url());
+    let user = app.new_user().await;
+
+    assert_eq!(edge.me(&user.access).await.cache().as_deref(), Some("miss"));
+    assert_eq!(edge.me(&user.access).await.cache().as_deref(), Some("hit"));
+    let key = format!("profile:{}", user.id.simple());
+    let mut entry = kv_json(&host, "profiles", &key);
+    let stored_at = entry["value"]["stored_at_ms"]
+        .as_i64()
+        .expect("stored_at_ms");
+    assert_eq!(
+        entry["expires_at_ms"].as_i64(),
+        Some(stored_at + 330_000),
+        "kept for the TTL plus the stale-if-error allowance: {entry}"
+    );
+
+    // Expired: ignored, read from the origin and stored afresh.
+    entry["expires_at_ms"] = json!(now_ms() - 1);
+    host.kv_set("profiles", &key, entry.to_string())
+        .expect("write the entry");
+    assert_eq!(edge.me(&user.access).await.cache().as_deref(), Some("miss"));
+    let fresh = kv_json(&host, "profiles", &key);
+    assert!(
+        fresh["expires_at_ms"].as_i64() > Some(now_ms() + 300_000),
+        "stored afresh: {fresh}"
+    );
+
+    // Three reads spent of the user's 5 per minute; the state expires at its TAT.
+    let quota_key = format!("ratelimit:user:{}", user.id);
+    let state = kv_json(&host, "default", &quota_key);
+    let tat_us = state["value"].as_i64().expect("a TAT in microseconds");
+    assert_eq!(
+        state["expires_at_ms"].as_i64(),
+        Some(tat_us.div_euclid(1000) + 1)
+    );
+    assert!(tat_us / 1000 > now_ms(), "the TAT lies ahead: {state}");
+    assert_eq!(edge.me(&user.access).await.status, 200);
+    assert_eq!(edge.me(&user.access).await.status, 200);
+    edge.me(&user.access)
+        .await
+        .assert_problem(429, "rate-limited");
+    // Once the state has expired it is absent: the quota is whole again.
+    let mut state = kv_json(&host, "default", &quota_key);
+    state["expires_at_ms"] = json!(now_ms() - 1);
+    host.kv_set("default", &quota_key, state.to_string())
+        .expect("write the state");
+    let after = edge.me(&user.access).await;
+    assert_eq!(after.status, 200, "{after}");
+    assert!(
+        after
+            .header("ratelimit")
+            .is_some_and(|v| v.starts_with(r#""user";r=4;"#)),
+        "a fresh window: {after}"
     );
 }
