@@ -29,7 +29,7 @@ use worker::{
 };
 
 use crate::config::EdgeConfig;
-use crate::pipeline::{BODY_MAX, Edge, problem};
+use crate::pipeline::{BODY_MAX, Edge, declares_oversized_body, problem};
 use crate::ports::{
     CachedProfile, Origin, OriginError, Platform, ProfileCache, RateLimiter, RevocationStore,
     RevocationView,
@@ -95,11 +95,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
         into_worker(edge.refuse(&headers, problem::problem(code, status)))
     };
-    let declared = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_MAX as u64) {
+    if declares_oversized_body(req.headers().get("content-length")?.as_deref()) {
         return refuse(
             &req,
             ErrorCode::PayloadTooLarge,

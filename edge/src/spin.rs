@@ -47,7 +47,7 @@ use users_core::token::{Jwks, KeySet};
 use uuid::Uuid;
 
 use crate::config::{EdgeConfig, SETTINGS};
-use crate::pipeline::{BODY_MAX, Edge, problem};
+use crate::pipeline::{BODY_MAX, Edge, declares_oversized_body, problem};
 use crate::ports::{
     CachedProfile, Origin, OriginError, Platform, ProfileCache, RateLimiter, RevocationStore,
     RevocationView,
@@ -183,11 +183,8 @@ async fn into_http(
     let too_large = || problem::problem(ErrorCode::PayloadTooLarge, StatusCode::PAYLOAD_TOO_LARGE);
     let malformed = || problem::problem(ErrorCode::MalformedRequest, StatusCode::BAD_REQUEST);
     let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_MAX as u64) {
+    let declared = parts.headers.get(http::header::CONTENT_LENGTH);
+    if declares_oversized_body(declared.and_then(|v| v.to_str().ok())) {
         return Err((too_large(), parts.headers));
     }
     let mut chunks = body.stream();

@@ -28,6 +28,13 @@ use routes::{Route, classify};
 /// with `413` before buffering them.
 pub const BODY_MAX: usize = 64 * 1024;
 
+/// Whether a request's `Content-Length` already says its body is over [`BODY_MAX`].
+pub fn declares_oversized_body(content_length: Option<&str>) -> bool {
+    content_length
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > BODY_MAX as u64)
+}
+
 /// How soon a key set fetched from the origin may be fetched again because a token named a
 /// `kid` it does not hold (key rotation), in ms.
 const KEY_REFRESH_MIN_MS: i64 = 30_000;

@@ -560,3 +560,15 @@ fn the_key_set_is_fetched_once_and_cached() {
     }
     assert_eq!(w.edge.origin.calls("/.well-known/jwks.json"), 1);
 }
+
+#[test]
+fn a_declared_length_over_the_body_limit_is_oversized() {
+    use super::{BODY_MAX, declares_oversized_body};
+    assert!(!declares_oversized_body(None));
+    assert!(!declares_oversized_body(Some("0")));
+    assert!(!declares_oversized_body(Some(&BODY_MAX.to_string())));
+    assert!(declares_oversized_body(Some(&(BODY_MAX + 1).to_string())));
+    assert!(declares_oversized_body(Some(" 99999999999 ")));
+    // Unparseable lengths are left to the body read (and the platform) to judge.
+    assert!(!declares_oversized_body(Some("lots")));
+}
