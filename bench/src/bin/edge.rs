@@ -65,7 +65,8 @@ const SPIN: &str = "users-spin-host (wasmtime 49.0.5), Spin adapter";
 /// An edge process in its own process group, stopped on drop.
 struct EdgeProcess {
     child: Child,
-    dir: PathBuf,
+    /// Where the process keeps its state, removed after it stops.
+    dir: Option<PathBuf>,
 }
 
 impl Drop for EdgeProcess {
@@ -75,7 +76,9 @@ impl Drop for EdgeProcess {
         std::thread::sleep(Duration::from_millis(500));
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -122,9 +125,8 @@ fn start_spin(root: &Path, origin: &str) -> anyhow::Result<(EdgeProcess, String)
         .stderr(Stdio::null())
         .process_group(0);
     let child = cmd.spawn().context("start users-spin-host")?;
-    let dir = std::env::temp_dir().join(format!("users-bench-spin-{}", std::process::id()));
     Ok((
-        EdgeProcess { child, dir },
+        EdgeProcess { child, dir: None },
         format!("http://127.0.0.1:{port}"),
     ))
 }
@@ -185,7 +187,10 @@ fn start_wrangler(root: &Path, origin: &str) -> anyhow::Result<(EdgeProcess, Str
         .process_group(0);
     let child = cmd.spawn().context("start wrangler (npm ci first)")?;
     Ok((
-        EdgeProcess { child, dir },
+        EdgeProcess {
+            child,
+            dir: Some(dir),
+        },
         format!("http://127.0.0.1:{port}"),
     ))
 }
