@@ -15,9 +15,18 @@
 //! `EDGE_LOG=1` prints it for every test.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod scenarios;
+
+/// The repository's root (the runtimes' builds and manifests live there).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
 
 /// A way to run the edge tier locally.
 #[allow(async_fn_in_trait)]

@@ -8,7 +8,7 @@
 //! after its headers, and the manifest against the settings the edge reads.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use users_spin_host::{HostConfig, RunningHost};
 
 use super::scenarios::{EDGE_SECRET, Tier, edge_vars, send};
-use super::{EdgeHandle, EdgeRuntime, RunningEdge};
+use super::{EdgeHandle, EdgeRuntime, RunningEdge, repo_root};
 use crate::helpers::{http_client, spawn_app_with};
 
 /// How long the host may take to answer its first health check.
@@ -31,13 +31,6 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Spin;
 
 edge_scenarios!(Spin);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_owned()
-}
 
 /// An application variable of `spin.toml`.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{EdgeHandle, EdgeRuntime, RunningEdge};
+use super::{EdgeHandle, EdgeRuntime, RunningEdge, repo_root};
 
 /// How long `wrangler dev` may take to answer its first health check.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -44,13 +44,6 @@ exit $status"#;
 pub struct Wrangler;
 
 edge_scenarios!(Wrangler);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_owned()
-}
 
 /// The committed `wrangler.toml` without `[build]` (the worker is built already) and with
 /// `main` set to `shim`.
