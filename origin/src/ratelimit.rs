@@ -82,6 +82,15 @@ struct Memory {
     locks: HashMap<String, i64>,
 }
 
+/// What the login-failure throttle holds for an identifier when a login starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginRecord {
+    /// Seconds the identifier stays locked, if it is locked.
+    pub locked_secs: Option<i64>,
+    /// Whether failures are (or may be) counted against it; a success clears them.
+    pub failures: bool,
+}
+
 /// The limiter.
 #[derive(Debug)]
 pub struct Limiter {
@@ -134,21 +143,43 @@ impl Limiter {
         decision
     }
 
-    /// Seconds `identifier` stays locked after earlier failures, if it is locked.
-    pub async fn login_locked(&self, identifier: &str) -> Option<i64> {
+    /// What is recorded against `identifier` before a login attempt: one Redis round trip.
+    pub async fn login_record(&self, identifier: &str) -> LoginRecord {
         let now = now_ms();
-        if let Some(redis) = &self.redis
-            && let Some(ttl) = redis
-                .query::<i64>(redis::cmd("PTTL").arg(redis.key(&format!("ll:{identifier}"))))
-                .await
-        {
-            return (ttl > 0).then(|| (ttl + 999) / 1000);
+        if let Some(redis) = &self.redis {
+            let mut pipe = redis::pipe();
+            pipe.cmd("PTTL")
+                .arg(redis.key(&format!("ll:{identifier}")))
+                .exists(redis.key(&format!("lf:{identifier}")));
+            if let Some((ttl, failures)) = redis.pipeline::<(i64, bool)>(&pipe).await {
+                return LoginRecord {
+                    locked_secs: (ttl > 0).then(|| (ttl + 999) / 1000),
+                    failures,
+                };
+            }
+            // Unknown: a success must still try to clear whatever Redis holds.
+            let mut record = self.memory_record(identifier, now);
+            record.failures = true;
+            return record;
         }
-        let mem = self.memory.lock().ok()?;
-        mem.locks
-            .get(identifier)
-            .filter(|until| **until > now)
-            .map(|until| (until - now + 999) / 1000)
+        self.memory_record(identifier, now)
+    }
+
+    fn memory_record(&self, identifier: &str, now: i64) -> LoginRecord {
+        let Ok(mem) = self.memory.lock() else {
+            return LoginRecord {
+                locked_secs: None,
+                failures: true,
+            };
+        };
+        LoginRecord {
+            locked_secs: mem
+                .locks
+                .get(identifier)
+                .filter(|until| **until > now)
+                .map(|until| (until - now + 999) / 1000),
+            failures: mem.failures.contains_key(identifier) || mem.locks.contains_key(identifier),
+        }
     }
 
     /// Records a failed login for `identifier`; returns the lock-out it now has, if any.
@@ -190,8 +221,11 @@ impl Limiter {
         lock
     }
 
-    /// A successful login clears the identifier's failures.
-    pub async fn login_succeeded(&self, identifier: &str) {
+    /// A successful login clears the identifier's failures, if `record` saw any.
+    pub async fn login_succeeded(&self, identifier: &str, record: &LoginRecord) {
+        if !record.failures {
+            return;
+        }
         if let Some(redis) = &self.redis {
             let keys = [
                 redis.key(&format!("lf:{identifier}")),
@@ -203,5 +237,55 @@ impl Limiter {
             mem.failures.remove(identifier);
             mem.locks.remove(identifier);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLEAN: LoginRecord = LoginRecord {
+        locked_secs: None,
+        failures: false,
+    };
+
+    #[tokio::test]
+    async fn a_login_record_shows_failures_and_the_lock_they_earn() {
+        let limiter = Limiter::new(None, 900);
+        assert_eq!(limiter.login_record("alice").await, CLEAN);
+
+        assert_eq!(limiter.login_failed("alice").await, None);
+        let after_one = limiter.login_record("alice").await;
+        assert_eq!(after_one.locked_secs, None);
+        assert!(after_one.failures);
+        assert_eq!(limiter.login_record("bob").await, CLEAN, "per identifier");
+
+        for _ in 0..3 {
+            limiter.login_failed("alice").await;
+        }
+        assert_eq!(limiter.login_failed("alice").await, Some(1));
+        let locked = limiter.login_record("alice").await;
+        assert_eq!(locked.locked_secs, Some(1));
+        assert!(locked.failures);
+    }
+
+    #[tokio::test]
+    async fn a_success_clears_the_failures_its_record_saw() {
+        let limiter = Limiter::new(None, 900);
+        limiter.login_failed("alice").await;
+        let record = limiter.login_record("alice").await;
+        limiter.login_succeeded("alice", &record).await;
+        assert_eq!(limiter.login_record("alice").await, CLEAN);
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_a_clean_record_outlives_that_success() {
+        // The record is read before the password is checked; a failure that lands meanwhile is
+        // a separate attempt and stays counted.
+        let limiter = Limiter::new(None, 900);
+        let record = limiter.login_record("alice").await;
+        limiter.login_failed("alice").await;
+        limiter.login_succeeded("alice", &record).await;
+        assert!(limiter.login_record("alice").await.failures);
     }
 }

@@ -5,7 +5,13 @@ use serde_json::json;
 
 use uuid::Uuid;
 
+use deadpool_postgres::{Manager, Pool};
+use users_origin::db::audit::Event;
+use users_origin::db::tokens;
+use users_origin::extract::Ctx;
+
 use crate::helpers::{TestApp, header, json_body, other_strong_password, spawn_app};
+use crate::testdb::PG_BASE;
 
 /// Waits up to 5 s for the audit row of `action` written by request `request_id`; returns
 /// `(actor_id, target_id, ip)`.
@@ -66,6 +72,84 @@ async fn logins_are_audited_with_request_id_and_ip() {
         .await
         .expect("login.failed with the generated request id");
     assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+}
+
+/// Stores a login's refresh token and audit entry for `user_id` as request `request_id`;
+/// returns what the store said and how many token and audit rows it left.
+async fn store_login(
+    app: &TestApp,
+    db: &deadpool_postgres::Client,
+    user_id: Uuid,
+    request_id: &str,
+) -> (bool, i64, i64) {
+    let ctx = Ctx {
+        request_id: Some(request_id.to_owned()),
+        ip: Some("203.0.113.9".to_owned()),
+    };
+    let event = Event {
+        action: "login.succeeded",
+        actor: Some(user_id),
+        target: Some(user_id),
+        details: json!({}),
+    };
+    let (_, digest) = tokens::generate();
+    let stored =
+        tokens::insert_refresh_audited(db, user_id, Uuid::now_v7(), &digest, 60, &ctx, event)
+            .await
+            .unwrap();
+    let token_rows: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM refresh_tokens WHERE token_hash = $1",
+            &[&digest],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let audit_rows: i64 = app
+        .db
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE request_id = $1",
+            &[&request_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    (stored, token_rows, audit_rows)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_stores_its_refresh_token_with_its_audit_entry_and_only_for_an_active_account() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let pg: tokio_postgres::Config = format!("{PG_BASE}/{}", app.db_name).parse().unwrap();
+    let pool = Pool::builder(Manager::new(pg, tokio_postgres::NoTls))
+        .max_size(1)
+        .build()
+        .unwrap();
+    let db = pool.get().await.unwrap();
+
+    assert_eq!(
+        store_login(&app, &db, user.id, "it-login-active").await,
+        (true, 1, 1)
+    );
+    app.db
+        .execute(
+            "UPDATE users SET is_active = false WHERE id = $1",
+            &[&user.id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store_login(&app, &db, user.id, "it-login-deactivated").await,
+        (false, 0, 0),
+        "deactivated while its password was checked: neither is stored"
+    );
+    assert_eq!(
+        store_login(&app, &db, Uuid::now_v7(), "it-login-deleted").await,
+        (false, 0, 0),
+        "deleted: neither is stored, and no foreign-key error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

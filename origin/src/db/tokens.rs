@@ -7,6 +7,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::GenericClient;
+use super::audit::Event;
+use crate::extract::Ctx;
 
 /// A fresh random token (256 bits, base64url) and its digest.
 pub fn generate() -> (String, Vec<u8>) {
@@ -46,6 +48,50 @@ pub async fn insert_refresh(
     )
     .await?;
     Ok(())
+}
+
+/// Stores a new refresh token for an active `user_id` and records `event` in the audit log, in
+/// one statement: one round trip and one commit, never the token without its entry. `false`
+/// (and nothing stored) when the account is gone or inactive.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_refresh_audited(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    family_id: Uuid,
+    digest: &[u8],
+    ttl_secs: i64,
+    ctx: &Ctx,
+    event: Event<'_>,
+) -> Result<bool, tokio_postgres::Error> {
+    let statement = db
+        .prepare_cached(
+            "WITH token AS (\
+               INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) \
+               SELECT $1, u.id, $3, $4, now() + make_interval(secs => $5) \
+               FROM users u WHERE u.id = $2 AND u.is_active RETURNING 1) \
+             INSERT INTO audit_log (actor_id, action, target_id, request_id, ip, details) \
+             SELECT $6, $7, $8, $9, $10, $11 FROM token",
+        )
+        .await?;
+    let stored = db
+        .execute(
+            &statement,
+            &[
+                &Uuid::now_v7(),
+                &user_id,
+                &family_id,
+                &digest,
+                &(ttl_secs as f64),
+                &event.actor,
+                &event.action,
+                &event.target,
+                &ctx.request_id,
+                &ctx.ip,
+                &event.details,
+            ],
+        )
+        .await?;
+    Ok(stored == 1)
 }
 
 /// What presenting a refresh token found.

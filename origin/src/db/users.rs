@@ -17,6 +17,10 @@ const COLUMNS: &str = "u.id, u.username, u.email, u.display_name, u.is_active, u
      u.version, u.created_at, u.updated_at, \
      ARRAY(SELECT ur.role_name FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role_name) AS roles";
 
+/// A user's permissions through their roles, as the column `perms`.
+const PERMS: &str = "ARRAY(SELECT DISTINCT p FROM user_roles ur JOIN roles r ON r.name = ur.role_name, \
+     unnest(r.permissions) AS p WHERE ur.user_id = u.id) AS perms";
+
 /// A user row (without the password hash).
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -87,19 +91,34 @@ pub async fn get_for_update(
     Ok(db.query_opt(&sql, &[&id]).await?.map(UserRow::from))
 }
 
-/// A user with the password hash, found by username or email (case-insensitively).
+/// An account found by a login identifier.
+#[derive(Debug)]
+pub struct Credentials {
+    pub user: UserRow,
+    pub password_hash: String,
+    /// What its roles grant now, for the access token a successful login signs.
+    pub perms: BTreeSet<Permission>,
+}
+
+/// A user with the password hash and permissions, found by username or email
+/// (case-insensitively), in one round trip.
 pub async fn get_by_login(
     db: &impl GenericClient,
     login: &str,
-) -> Result<Option<(UserRow, String)>, tokio_postgres::Error> {
+) -> Result<Option<Credentials>, tokio_postgres::Error> {
     let sql = format!(
-        "SELECT {COLUMNS}, u.password_hash FROM users u \
+        "SELECT {COLUMNS}, u.password_hash, {PERMS} FROM users u \
          WHERE u.username = lower($1) OR lower(u.email) = lower($1) LIMIT 1"
     );
     let statement = db.prepare_cached(&sql).await?;
     Ok(db.query_opt(&statement, &[&login]).await?.map(|r| {
-        let hash: String = r.get("password_hash");
-        (UserRow::from(r), hash)
+        let password_hash: String = r.get("password_hash");
+        let perms = perms_of(&r);
+        Credentials {
+            user: UserRow::from(r),
+            password_hash,
+            perms,
+        }
     }))
 }
 
@@ -134,24 +153,22 @@ pub async fn principal(
     db: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<Principal>, tokio_postgres::Error> {
-    let statement = db
-        .prepare_cached(
-            "SELECT u.is_active, u.security_version, \
-             ARRAY(SELECT DISTINCT p FROM user_roles ur JOIN roles r ON r.name = ur.role_name, \
-                   unnest(r.permissions) AS p WHERE ur.user_id = u.id) AS perms \
-             FROM users u WHERE u.id = $1",
-        )
-        .await?;
+    let sql =
+        format!("SELECT u.is_active, u.security_version, {PERMS} FROM users u WHERE u.id = $1");
+    let statement = db.prepare_cached(&sql).await?;
     let row = db.query_opt(&statement, &[&id]).await?;
-    Ok(row.map(|r| {
-        let perms: Vec<String> = r.get("perms");
-        Principal {
-            id,
-            is_active: r.get("is_active"),
-            security_version: r.get("security_version"),
-            perms: perms.iter().filter_map(|p| Permission::parse(p)).collect(),
-        }
+    Ok(row.map(|r| Principal {
+        id,
+        is_active: r.get("is_active"),
+        security_version: r.get("security_version"),
+        perms: perms_of(&r),
     }))
+}
+
+/// The permissions a row's `perms` column lists; names this build does not know are skipped.
+fn perms_of(r: &Row) -> BTreeSet<Permission> {
+    let perms: Vec<String> = r.get("perms");
+    perms.iter().filter_map(|p| Permission::parse(p)).collect()
 }
 
 /// A new account.

@@ -1,5 +1,7 @@
 //! `/auth/*`: registration, login, refresh, logout and password reset.
 
+use std::collections::BTreeSet;
+
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +12,7 @@ use serde_json::json;
 use users_core::fields::{DisplayName, Email, Username};
 use users_core::model::{TokenResponse, UserView};
 use users_core::password::{self, Identity};
-use users_core::perms::USER_ROLE;
+use users_core::perms::{Permission, USER_ROLE};
 use users_core::token::{AccessClaims, Audience};
 use uuid::Uuid;
 
@@ -244,7 +246,8 @@ async fn login(
 
     // Failures are throttled per identifier, whether or not such an account exists.
     let identifier = login.trim().to_lowercase();
-    if let Some(secs) = state.limiter.login_locked(&identifier).await {
+    let record = state.limiter.login_record(&identifier).await;
+    if let Some(secs) = record.locked_secs {
         state
             .metrics
             .rate_limited
@@ -259,9 +262,9 @@ async fn login(
     state.hasher.admit()?;
     // No pooled connection is held while hashing: a busy hashing queue must not starve the pool.
     let found = db::users::get_by_login(&state.db.get().await?, &login).await?;
-    let (user, hash) = match found {
-        Some((user, hash)) => (Some(user), Some(hash)),
-        None => (None, None),
+    let (user, hash, perms) = match found {
+        Some(c) => (Some(c.user), Some(c.password_hash), c.perms),
+        None => (None, None, BTreeSet::new()),
     };
     let verification = state.hasher.verify(password, hash).await?;
     let client = state.db.get().await?;
@@ -285,63 +288,54 @@ async fn login(
         state.limiter.login_failed(&identifier).await;
         return Err(ApiError::InvalidCredentials);
     };
-    state.limiter.login_succeeded(&identifier).await;
+    state.limiter.login_succeeded(&identifier, &record).await;
     if let Some(rehash) = verification.rehash {
         db::users::set_password(&client, user.id, &rehash).await?;
     }
-    let tokens = issue_tokens(&state, &client, &user, Uuid::now_v7()).await?;
-    db::audit::record(
-        &client,
-        &ctx,
-        Event {
-            action: "login.succeeded",
-            actor: Some(user.id),
-            target: Some(user.id),
-            details: json!({}),
-        },
-    )
-    .await?;
+    let (tokens, digest) = token_pair(&state, &user, perms);
+    let audit = Event {
+        action: "login.succeeded",
+        actor: Some(user.id),
+        target: Some(user.id),
+        details: json!({}),
+    };
+    let family = Uuid::now_v7();
+    let ttl = state.config.tokens.refresh_ttl;
+    if !db::tokens::insert_refresh_audited(&client, user.id, family, &digest, ttl, &ctx, audit)
+        .await?
+    {
+        // Deleted or deactivated while its password was being checked.
+        return Err(ApiError::InvalidCredentials);
+    }
     Ok(Json(tokens))
 }
 
-/// Signs an access token for `user_id` with its current roles, permissions and security
-/// version, and stores a new refresh token in `family`.
-pub async fn issue_tokens(
+/// A token pair for `user`: an access token signed with its roles, `perms` and security
+/// version, and a new refresh token with the digest the caller stores.
+pub fn token_pair(
     state: &AppState,
-    db: &impl GenericClient,
     user: &db::users::UserRow,
-    family: Uuid,
-) -> ApiResult<TokenResponse> {
-    let user_id = user.id;
-    let principal = db::users::principal(db, user_id)
-        .await?
-        .ok_or(ApiError::InvalidGrant)?;
+    perms: BTreeSet<Permission>,
+) -> (TokenResponse, Vec<u8>) {
     let claims = AccessClaims {
         iss: state.config.tokens.issuer.clone(),
         aud: Audience::One(state.config.tokens.audience.clone()),
-        sub: user_id,
+        sub: user.id,
         jti: Uuid::now_v7().to_string(),
         roles: user.roles.clone(),
-        perms: principal.perms.into_iter().collect(),
+        perms: perms.into_iter().collect(),
         sv: user.security_version,
     };
     let ttl = state.config.tokens.access_ttl;
     let access_token = state.keys.signer.sign(claims, now(), ttl);
     let (refresh_token, digest) = db::tokens::generate();
-    db::tokens::insert_refresh(
-        db,
-        user_id,
-        family,
-        &digest,
-        state.config.tokens.refresh_ttl,
-    )
-    .await?;
-    Ok(TokenResponse {
+    let tokens = TokenResponse {
         access_token,
         token_type: "Bearer".into(),
         expires_in: ttl,
         refresh_token,
-    })
+    };
+    (tokens, digest)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -392,7 +386,12 @@ async fn refresh(
         .await?
         .filter(|u| u.is_active)
         .ok_or(ApiError::InvalidGrant)?;
-    let tokens = issue_tokens(&state, &tx, &user, family).await?;
+    let principal = db::users::principal(&tx, user.id)
+        .await?
+        .ok_or(ApiError::InvalidGrant)?;
+    let (tokens, digest) = token_pair(&state, &user, principal.perms);
+    let ttl = state.config.tokens.refresh_ttl;
+    db::tokens::insert_refresh(&tx, user.id, family, &digest, ttl).await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }
