@@ -3,7 +3,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+
+use deadpool_postgres::{
+    ClientWrapper, Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod,
+};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use users_core::fields::{Email, Username};
@@ -23,26 +27,48 @@ pub struct Application {
     state: AppState,
 }
 
+/// A pooled connection idle at least this long is checked with a round trip before reuse.
+const CHECK_IF_IDLE: Duration = Duration::from_secs(1);
+/// How long that check may take before the connection is replaced.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 fn pool(config: &Config) -> anyhow::Result<Pool> {
     let mut pg: tokio_postgres::Config = config.database_url.expose().parse()?;
-    pg.connect_timeout(std::time::Duration::from_secs(5));
-    pg.keepalives_idle(std::time::Duration::from_secs(30));
+    pg.connect_timeout(Duration::from_secs(5));
+    pg.keepalives_idle(Duration::from_secs(30));
     let manager = Manager::from_config(
         pg,
         tokio_postgres::NoTls,
         ManagerConfig {
-            // A connection is checked with a round trip before reuse, within the recycle
-            // timeout: a dead or hung one is replaced instead of hanging a request.
-            recycling_method: RecyclingMethod::Verified,
+            // A closed connection is always replaced; see `check_if_idle` for the rest.
+            recycling_method: RecyclingMethod::Fast,
         },
     );
     Ok(Pool::builder(manager)
         .max_size(config.database_pool_size)
-        .wait_timeout(Some(std::time::Duration::from_secs(5)))
-        .create_timeout(Some(std::time::Duration::from_secs(5)))
-        .recycle_timeout(Some(std::time::Duration::from_secs(2)))
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(CHECK_TIMEOUT))
+        .pre_recycle(Hook::async_fn(|client, metrics| {
+            Box::pin(check_if_idle(client, metrics.last_used()))
+        }))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()?)
+}
+
+/// Before a pooled connection is reused: one that has sat idle since `idle` is checked with an
+/// empty query, so a dead or hung one is replaced instead of hanging a request. One handed out
+/// within the last [`CHECK_IF_IDLE`] has just worked: under load connections skip the round
+/// trip, and a request that meets a connection failing meanwhile ends at the request deadline.
+async fn check_if_idle(client: &mut ClientWrapper, idle: Duration) -> Result<(), HookError> {
+    if idle < CHECK_IF_IDLE {
+        return Ok(());
+    }
+    match tokio::time::timeout(CHECK_TIMEOUT, client.simple_query("")).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(HookError::Backend(e)),
+        Err(_) => Err(HookError::message("the connection check timed out")),
+    }
 }
 
 /// Applies pending migrations over a dedicated connection.
