@@ -27,7 +27,8 @@ pub struct Application {
     state: AppState,
 }
 
-/// A pooled connection idle at least this long is checked with a round trip before reuse.
+/// A pooled connection last handed out at least this long ago is checked with a round trip
+/// before reuse.
 const CHECK_IF_IDLE: Duration = Duration::from_secs(1);
 /// How long that check may take before the connection is replaced.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,10 +57,10 @@ fn pool(config: &Config) -> anyhow::Result<Pool> {
         .build()?)
 }
 
-/// Before a pooled connection is reused: one that has sat idle since `idle` is checked with an
-/// empty query, so a dead or hung one is replaced instead of hanging a request. One handed out
-/// within the last [`CHECK_IF_IDLE`] has just worked: under load connections skip the round
-/// trip, and a request that meets a connection failing meanwhile ends at the request deadline.
+/// Before a pooled connection is reused: one last handed out [`CHECK_IF_IDLE`] or longer ago
+/// (`idle`) is checked with an empty query, so a dead or hung one is replaced instead of
+/// hanging a request. One handed out more recently has just worked: under load connections skip
+/// the round trip, and a request that meets one failing meanwhile ends at the request deadline.
 async fn check_if_idle(client: &mut ClientWrapper, idle: Duration) -> Result<(), HookError> {
     if idle < CHECK_IF_IDLE {
         return Ok(());
