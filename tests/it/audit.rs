@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use deadpool_postgres::{Manager, Pool};
 use users_origin::db::audit::Event;
-use users_origin::db::tokens;
+use users_origin::db::tokens::{self, NewRefresh};
 use users_origin::extract::Ctx;
 
 use crate::helpers::{TestApp, header, json_body, other_strong_password, spawn_app};
@@ -93,10 +93,14 @@ async fn store_login(
         details: json!({}),
     };
     let (_, digest) = tokens::generate();
-    let stored =
-        tokens::insert_refresh_audited(db, user_id, Uuid::now_v7(), &digest, 60, &ctx, event)
-            .await
-            .unwrap();
+    let stored = tokens::insert_refresh_audited(
+        db,
+        &NewRefresh::new(user_id, Uuid::now_v7(), &digest, 60),
+        &ctx,
+        event,
+    )
+    .await
+    .unwrap();
     let token_rows: i64 = app
         .db
         .query_one(

@@ -4,6 +4,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::GenericClient;
@@ -23,12 +24,43 @@ pub fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-pub async fn insert_refresh(
-    db: &impl GenericClient,
+/// A refresh token to store.
+#[derive(Debug)]
+pub struct NewRefresh<'a> {
+    id: Uuid,
     user_id: Uuid,
     family_id: Uuid,
-    digest: &[u8],
-    ttl_secs: i64,
+    digest: &'a [u8],
+    ttl_secs: f64,
+}
+
+impl<'a> NewRefresh<'a> {
+    /// The token with `digest` for `user_id` in `family_id`, valid for `ttl_secs`.
+    pub fn new(user_id: Uuid, family_id: Uuid, digest: &'a [u8], ttl_secs: i64) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            user_id,
+            family_id,
+            digest,
+            ttl_secs: ttl_secs as f64,
+        }
+    }
+
+    /// `$1`–`$5` of the statements below.
+    fn params(&self) -> [&(dyn ToSql + Sync); 5] {
+        [
+            &self.id,
+            &self.user_id,
+            &self.family_id,
+            &self.digest,
+            &self.ttl_secs,
+        ]
+    }
+}
+
+pub async fn insert_refresh(
+    db: &impl GenericClient,
+    token: &NewRefresh<'_>,
 ) -> Result<(), tokio_postgres::Error> {
     let statement = db
         .prepare_cached(
@@ -36,30 +68,16 @@ pub async fn insert_refresh(
              VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
         )
         .await?;
-    db.execute(
-        &statement,
-        &[
-            &Uuid::now_v7(),
-            &user_id,
-            &family_id,
-            &digest,
-            &(ttl_secs as f64),
-        ],
-    )
-    .await?;
+    db.execute(&statement, &token.params()).await?;
     Ok(())
 }
 
-/// Stores a new refresh token for an active `user_id` and records `event` in the audit log, in
-/// one statement: one round trip and one commit, never the token without its entry. `false`
-/// (and nothing stored) when the account is gone or inactive.
-#[allow(clippy::too_many_arguments)]
+/// Stores `token` if its user is still active and records `event` in the audit log, in one
+/// statement: one round trip and one commit, never the token without its entry. `false` (and
+/// nothing stored) when the account is gone or inactive.
 pub async fn insert_refresh_audited(
     db: &impl GenericClient,
-    user_id: Uuid,
-    family_id: Uuid,
-    digest: &[u8],
-    ttl_secs: i64,
+    token: &NewRefresh<'_>,
     ctx: &Ctx,
     event: Event<'_>,
 ) -> Result<bool, tokio_postgres::Error> {
@@ -73,25 +91,16 @@ pub async fn insert_refresh_audited(
              SELECT $6, $7, $8, $9, $10, $11 FROM token",
         )
         .await?;
-    let stored = db
-        .execute(
-            &statement,
-            &[
-                &Uuid::now_v7(),
-                &user_id,
-                &family_id,
-                &digest,
-                &(ttl_secs as f64),
-                &event.actor,
-                &event.action,
-                &event.target,
-                &ctx.request_id,
-                &ctx.ip,
-                &event.details,
-            ],
-        )
-        .await?;
-    Ok(stored == 1)
+    let audit: [&(dyn ToSql + Sync); 6] = [
+        &event.actor,
+        &event.action,
+        &event.target,
+        &ctx.request_id,
+        &ctx.ip,
+        &event.details,
+    ];
+    let params: Vec<&(dyn ToSql + Sync)> = token.params().into_iter().chain(audit).collect();
+    Ok(db.execute(&statement, &params).await? == 1)
 }
 
 /// What presenting a refresh token found.

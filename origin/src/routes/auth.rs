@@ -17,7 +17,11 @@ use users_core::token::{AccessClaims, Audience};
 use uuid::Uuid;
 
 use super::Check;
-use crate::db::{self, GenericClient, audit::Event, tokens::Spend};
+use crate::db::{
+    self, GenericClient,
+    audit::Event,
+    tokens::{NewRefresh, Spend},
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, Ctx, JsonBody, OptionalJsonBody, media_type, parse_json, read_body};
 use crate::ratelimit::Scope;
@@ -299,11 +303,9 @@ async fn login(
         target: Some(user.id),
         details: json!({}),
     };
-    let family = Uuid::now_v7();
     let ttl = state.config.tokens.refresh_ttl;
-    if !db::tokens::insert_refresh_audited(&client, user.id, family, &digest, ttl, &ctx, audit)
-        .await?
-    {
+    let token = NewRefresh::new(user.id, Uuid::now_v7(), &digest, ttl);
+    if !db::tokens::insert_refresh_audited(&client, &token, &ctx, audit).await? {
         // Deleted or deactivated while its password was being checked.
         return Err(ApiError::InvalidCredentials);
     }
@@ -391,7 +393,7 @@ async fn refresh(
         .ok_or(ApiError::InvalidGrant)?;
     let (tokens, digest) = token_pair(&state, &user, principal.perms);
     let ttl = state.config.tokens.refresh_ttl;
-    db::tokens::insert_refresh(&tx, user.id, family, &digest, ttl).await?;
+    db::tokens::insert_refresh(&tx, &NewRefresh::new(user.id, family, &digest, ttl)).await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }
