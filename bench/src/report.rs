@@ -315,19 +315,23 @@ fn markdown(r: &Results) -> String {
 
     let h = &r.hashing;
     let _ = writeln!(s, "## Hashing limit and overload\n");
+    // Results written before the second timing existed have only the first.
+    let after = if h.single_thread_after_ms.is_empty() {
+        String::new()
+    } else {
+        format!(" and right after them ({:?} ms)", h.single_thread_after_ms)
+    };
     let _ = writeln!(
         s,
         "- One Argon2id hash (m={} KiB, t={}, p={}, `argon2` crate, one thread, origin idle) into \
          a reused memory buffer, timed right before the login runs ({:?} ms, {} ms of CPU per \
-         hash) and right after them ({:?} ms): median of both **{} ms** → \
-         **limit = {} cores ÷ {} ms = {} logins/s**. With {} threads hashing at once the same \
-         code did {} hashes/s.",
+         hash){after}: median **{} ms** → **limit = {} cores ÷ {} ms = {} logins/s**. With {} \
+         threads hashing at once the same code did {} hashes/s.",
         h.m_kib,
         h.t,
         h.p,
         h.single_thread_ms,
         h.cpu_ms_per_hash.map_or_else(|| "?".to_owned(), f),
-        h.single_thread_after_ms,
         f(h.median_ms),
         m["nproc"],
         f(h.median_ms),
