@@ -1,6 +1,7 @@
 //! The `users` and `user_roles` tables.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -77,8 +78,9 @@ pub async fn get(
     db: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<UserRow>, tokio_postgres::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1");
-    let statement = db.prepare_cached(&sql).await?;
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1"));
+    let statement = db.prepare_cached(&SQL).await?;
     Ok(db.query_opt(&statement, &[&id]).await?.map(UserRow::from))
 }
 
@@ -106,11 +108,13 @@ pub async fn get_by_login(
     db: &impl GenericClient,
     login: &str,
 ) -> Result<Option<Credentials>, tokio_postgres::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS}, u.password_hash, {PERMS} FROM users u \
-         WHERE u.username = lower($1) OR lower(u.email) = lower($1) LIMIT 1"
-    );
-    let statement = db.prepare_cached(&sql).await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS}, u.password_hash, {PERMS} FROM users u \
+             WHERE u.username = lower($1) OR lower(u.email) = lower($1) LIMIT 1"
+        )
+    });
+    let statement = db.prepare_cached(&SQL).await?;
     Ok(db.query_opt(&statement, &[&login]).await?.map(|r| {
         let password_hash: String = r.get("password_hash");
         let perms = perms_of(&r);
@@ -153,9 +157,10 @@ pub async fn principal(
     db: &impl GenericClient,
     id: Uuid,
 ) -> Result<Option<Principal>, tokio_postgres::Error> {
-    let sql =
-        format!("SELECT u.is_active, u.security_version, {PERMS} FROM users u WHERE u.id = $1");
-    let statement = db.prepare_cached(&sql).await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT u.is_active, u.security_version, {PERMS} FROM users u WHERE u.id = $1")
+    });
+    let statement = db.prepare_cached(&SQL).await?;
     let row = db.query_opt(&statement, &[&id]).await?;
     Ok(row.map(|r| Principal {
         id,
