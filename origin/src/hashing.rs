@@ -1,7 +1,7 @@
 //! Argon2id password hashing off the async threads.
 //!
 //! A fixed set of OS threads (one per core by default) takes jobs from a bounded queue. When the
-//! queue is full the caller gets [`ApiError::Overloaded`] at once (503 + `Retry-After`) instead
+//! queue is full the caller gets [`HashError::Overloaded`] at once (503 + `Retry-After`) instead
 //! of unbounded latency. Jobs keep the caller's tracing span.
 //!
 //! Each thread keeps its Argon2 working memory (`m_kib` KiB) between jobs: allocating and
@@ -17,9 +17,19 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
 use crate::config::HashConfig;
-use crate::error::ApiError;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every thread is busy and the queue is full: come back later (`503`).
+    #[error("the hashing queue is full")]
+    Overloaded,
+    /// The pool stopped, a job was lost, or Argon2 refused its input.
+    #[error("hashing failed: {0}")]
+    Failed(String),
+}
 
 /// The outcome of checking a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,10 +152,10 @@ impl Hasher {
 
     /// Refuses work that would find the queue full anyway, before the caller spends anything
     /// on it (database look-ups). The queue itself stays the authority.
-    pub fn admit(&self) -> Result<(), ApiError> {
+    pub fn admit(&self) -> Result<(), HashError> {
         if self.in_flight() >= self.capacity {
             self.rejections.inc();
-            return Err(ApiError::Overloaded);
+            return Err(HashError::Overloaded);
         }
         Ok(())
     }
@@ -158,7 +168,7 @@ impl Hasher {
     async fn run<R: Send + 'static>(
         &self,
         f: impl FnOnce() -> R + Send + 'static,
-    ) -> Result<R, ApiError> {
+    ) -> Result<R, HashError> {
         let (done_tx, done_rx) = oneshot::channel();
         let span = tracing::Span::current();
         let queued = Arc::clone(&self.queued);
@@ -176,24 +186,24 @@ impl Hasher {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
                 self.rejections.inc();
                 tracing::warn!("password hashing queue full");
-                return Err(ApiError::Overloaded);
+                return Err(HashError::Overloaded);
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
-                return Err(ApiError::Internal(anyhow::anyhow!("hashing pool stopped")));
+                return Err(HashError::Failed("the hashing pool stopped".into()));
             }
         }
         done_rx
             .await
-            .map_err(|_| ApiError::Internal(anyhow::anyhow!("hashing job dropped")))
+            .map_err(|_| HashError::Failed("a hashing job was dropped".into()))
     }
 
     /// Hashes `password` with the current parameters into a PHC string.
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
         let params = self.params.clone();
         self.run(move || hash_with(&params, &password))
             .await?
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing failed: {e}")))
+            .map_err(|e| HashError::Failed(e.to_string()))
     }
 
     /// Checks `password` against `stored`; with no stored hash, checks a dummy and fails.
@@ -201,7 +211,7 @@ impl Hasher {
         &self,
         password: String,
         stored: Option<String>,
-    ) -> Result<Verification, ApiError> {
+    ) -> Result<Verification, HashError> {
         let params = self.params.clone();
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
@@ -366,7 +376,7 @@ mod tests {
         assert!(h.admit().is_ok());
         // One job running and one waiting: as full as one thread and a queue of one get.
         h.queued.fetch_add(2, Ordering::Relaxed);
-        assert!(matches!(h.admit(), Err(ApiError::Overloaded)));
+        assert!(matches!(h.admit(), Err(HashError::Overloaded)));
         assert_eq!(h.rejections.get(), 1);
         h.queued.fetch_sub(1, Ordering::Relaxed);
         assert!(h.admit().is_ok());
@@ -383,7 +393,7 @@ mod tests {
             .collect();
         let mut overloaded = 0;
         for t in tasks {
-            if matches!(t.await.unwrap(), Err(ApiError::Overloaded)) {
+            if matches!(t.await.unwrap(), Err(HashError::Overloaded)) {
                 overloaded += 1;
             }
         }

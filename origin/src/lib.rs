@@ -4,29 +4,35 @@
 //! migrations, loads or creates the token keys, ensures the bootstrap admin and binds; then
 //! [`Application::run_until_stopped`] serves until SIGTERM.
 //!
-//! - [`routes`]: one module per resource (`auth`, `users`, `roles`, `ops`).
-//! - [`db`]: queries, one module per table.
-//! - [`extract`]: extractors that turn hostile input into typed values or problems.
-//! - [`error`]: the one error type and its RFC 9457 rendering.
-//! - [`hashing`]: Argon2id in a bounded pool; [`keys`]: signing keys; [`mail`]: the outbox sender.
+//! Layers, each importing only the ones below it (`scripts/check-imports.py` checks this):
+//! - [`startup`]: building and running the service.
+//! - [`http`]: everything that knows HTTP: router, middleware, extractors, routes, errors.
+//! - Domain services, without HTTP: [`accounts`] (account rules, revoking sessions),
+//!   [`tokens`] (issuing and verifying), [`write`] (transactions with their cache updates),
+//!   [`mail`] (the outbox sender).
+//! - [`state`]: the shared state handed to handlers.
+//! - Infrastructure, each with its own error type: [`hashing`] (Argon2id in a bounded pool),
+//!   [`cache`], [`ratelimit`], [`redis_store`], [`metrics`] (the registry), [`keys`]; and
+//!   [`db`], the queries, one module per table.
+//! - [`config`], [`clock`] (the only clock read) and [`fields`] (collecting field problems).
 
+pub mod accounts;
 pub mod cache;
-pub mod client;
+pub mod clock;
 pub mod config;
 pub mod db;
-pub mod edge_feed;
-pub mod error;
-pub mod extract;
+pub mod fields;
 pub mod hashing;
+pub mod http;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
-pub mod openapi;
 pub mod ratelimit;
 pub mod redis_store;
-pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod tokens;
+pub mod write;
 
 pub use config::Config;
 pub use startup::Application;

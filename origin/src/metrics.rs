@@ -2,21 +2,13 @@
 //! one process).
 //!
 //! Requests are counted and timed by route template (never the raw path, so ids do not explode
-//! the label set), method and status. Gauges for the hashing queue and the database pool are
-//! read when `/metrics` is scraped.
+//! the label set), method and status, by `http::middleware::metrics`. Gauges for the hashing
+//! queue and the database pool are set when `/metrics` is scraped (`http::routes::ops`).
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-
-use crate::state::AppState;
 
 /// Every metric the origin exports.
 #[derive(Debug, Clone)]
@@ -112,41 +104,4 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
-}
-
-/// Counts and times every request by route template.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    let labels = [method.as_str(), route.as_str(), status.as_str()];
-    state.metrics.requests.with_label_values(&labels).inc();
-    state
-        .metrics
-        .latency
-        .with_label_values(&labels)
-        .observe(start.elapsed().as_secs_f64());
-    res
-}
-
-/// `GET /metrics`.
-pub async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
-    let m = &state.metrics;
-    m.hash_queue_depth.set(state.hasher.in_flight() as i64);
-    let pool = state.db.status();
-    m.db_pool_connections.set(pool.size as i64);
-    m.db_pool_available.set(pool.available as i64);
-    m.db_pool_waiters.set(pool.waiting as i64);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        m.render(),
-    )
 }

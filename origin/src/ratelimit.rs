@@ -8,9 +8,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use prometheus::IntCounterVec;
 use users_core::ratelimit::{Decision, Quota, gcra, login_lockout_secs};
 
+use crate::clock::now_ms;
 use crate::redis_store::Redis;
 
 /// GCRA in one atomic step; the same arithmetic as `users_core::ratelimit::gcra`.
@@ -54,25 +55,10 @@ impl Scope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limited {
     pub scope: Scope,
-    pub quota: Option<Quota>,
     pub retry_after_secs: i64,
-}
-
-/// Writes `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) for a quota decision.
-pub fn quota_headers(headers: &mut HeaderMap, scope: Scope, quota: Quota, d: &Decision) {
-    let name = scope.as_str();
-    let policy = format!("\"{name}\";q={};w={}", quota.limit, quota.window_secs());
-    let state = format!("\"{name}\";r={};t={}", d.remaining, d.reset_secs());
-    if let (Ok(p), Ok(s)) = (
-        HeaderValue::from_str(&policy),
-        HeaderValue::from_str(&state),
-    ) {
-        headers.insert("ratelimit-policy", p);
-        headers.insert("ratelimit", s);
-    }
-    if !d.allowed {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs()));
-    }
+    /// The quota and its decision, when a quota (not a lock-out) refused the request: the
+    /// answer then carries its `RateLimit-*` headers.
+    pub quota: Option<(Quota, Decision)>,
 }
 
 #[derive(Debug, Default)]
@@ -99,25 +85,58 @@ pub struct Limiter {
     memory: Mutex<Memory>,
     /// How long failures are remembered, ms.
     failure_window_ms: i64,
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or_default()
+    /// Refusals by scope (`users_rate_limited_total`).
+    refused: IntCounterVec,
 }
 
 impl Limiter {
-    pub fn new(redis: Option<Redis>, failure_window_secs: i64) -> Self {
+    /// A limiter over `redis` (or in process); `refused` counts refusals by scope.
+    pub fn new(redis: Option<Redis>, failure_window_secs: i64, refused: IntCounterVec) -> Self {
         Self {
             redis,
             gcra: redis::Script::new(GCRA_SCRIPT),
             memory: Mutex::new(Memory::default()),
             failure_window_ms: failure_window_secs * 1000,
+            refused,
         }
     }
 
+    /// Applies one request of `scope` under `key` to `quota`: the decision when allowed, what
+    /// to tell the client (counted) when refused.
+    pub async fn limit(&self, scope: Scope, key: &str, quota: Quota) -> Result<Decision, Limited> {
+        let decision = self.check(key, quota).await;
+        if decision.allowed {
+            return Ok(decision);
+        }
+        Err(self.refuse(Limited {
+            scope,
+            retry_after_secs: decision.retry_after_secs(),
+            quota: Some((quota, decision)),
+        }))
+    }
+
+    /// The login-failure record of `identifier`, or the lock-out it is under (counted).
+    pub async fn login_attempt(&self, identifier: &str) -> Result<LoginRecord, Limited> {
+        let record = self.login_record(identifier).await;
+        match record.locked_secs {
+            None => Ok(record),
+            Some(secs) => Err(self.refuse(Limited {
+                scope: Scope::LoginFailures,
+                retry_after_secs: secs,
+                quota: None,
+            })),
+        }
+    }
+
+    fn refuse(&self, limited: Limited) -> Limited {
+        self.refused
+            .with_label_values(&[limited.scope.as_str()])
+            .inc();
+        limited
+    }
+
     /// Applies one request under `key` to `quota`.
-    pub async fn check(&self, key: &str, quota: Quota) -> Decision {
+    async fn check(&self, key: &str, quota: Quota) -> Decision {
         let now = now_ms();
         if let Some(redis) = &self.redis {
             let mut inv = self.gcra.prepare_invoke();
@@ -249,9 +268,53 @@ mod tests {
         failures: false,
     };
 
+    fn limiter() -> Limiter {
+        let refused = IntCounterVec::new(prometheus::Opts::new("refused", "refused"), &["scope"])
+            .expect("counter");
+        Limiter::new(None, 900, refused)
+    }
+
+    #[tokio::test]
+    async fn a_refused_quota_is_counted_and_described() {
+        let limiter = limiter();
+        let quota = Quota {
+            limit: 2,
+            window_ms: 60_000,
+        };
+        for _ in 0..2 {
+            assert!(limiter.limit(Scope::User, "u", quota).await.is_ok());
+        }
+        let limited = limiter.limit(Scope::User, "u", quota).await.unwrap_err();
+        assert_eq!(limited.scope, Scope::User);
+        assert!(limited.retry_after_secs >= 1);
+        assert!(limited.quota.is_some_and(|(q, d)| q == quota && !d.allowed));
+        assert!(
+            limiter.limit(Scope::User, "other", quota).await.is_ok(),
+            "per key"
+        );
+        assert_eq!(limiter.refused.with_label_values(&["user"]).get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_locked_identifier_is_refused_with_its_lock_out() {
+        let limiter = limiter();
+        for _ in 0..5 {
+            limiter.login_failed("alice").await;
+        }
+        let limited = limiter.login_attempt("alice").await.unwrap_err();
+        assert_eq!(limited.scope, Scope::LoginFailures);
+        assert_eq!(limited.retry_after_secs, 1);
+        assert_eq!(limited.quota, None);
+        assert!(limiter.login_attempt("bob").await.is_ok());
+        assert_eq!(
+            limiter.refused.with_label_values(&["login-failures"]).get(),
+            1
+        );
+    }
+
     #[tokio::test]
     async fn a_login_record_shows_failures_and_the_lock_they_earn() {
-        let limiter = Limiter::new(None, 900);
+        let limiter = limiter();
         assert_eq!(limiter.login_record("alice").await, CLEAN);
 
         assert_eq!(limiter.login_failed("alice").await, None);
@@ -271,7 +334,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_success_clears_the_failures_its_record_saw() {
-        let limiter = Limiter::new(None, 900);
+        let limiter = limiter();
         limiter.login_failed("alice").await;
         let record = limiter.login_record("alice").await;
         limiter.login_succeeded("alice", &record).await;
@@ -282,7 +345,7 @@ mod tests {
     async fn a_failure_after_a_clean_record_outlives_that_success() {
         // The record is read before the password is checked; a failure that lands meanwhile is
         // a separate attempt and stays counted.
-        let limiter = Limiter::new(None, 900);
+        let limiter = limiter();
         let record = limiter.login_record("alice").await;
         limiter.login_failed("alice").await;
         limiter.login_succeeded("alice", &record).await;

@@ -86,7 +86,7 @@ impl Redis {
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_owned(),
         };
-        let now = crate::state::now();
+        let now = crate::clock::now();
         let last = self.last_warn.load(Ordering::Relaxed);
         if now - last >= WARN_EVERY
             && self

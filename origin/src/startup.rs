@@ -110,8 +110,11 @@ impl Application {
             Some(r) => crate::cache::UserCache::redis(r.clone(), ttl),
             None => crate::cache::UserCache::memory(ttl),
         };
-        let limiter =
-            crate::ratelimit::Limiter::new(redis.clone(), config.limits.login_failure_window);
+        let limiter = crate::ratelimit::Limiter::new(
+            redis.clone(),
+            config.limits.login_failure_window,
+            metrics.rate_limited.clone(),
+        );
         if redis.is_none() {
             tracing::info!(
                 "REDIS_URL is not set: user views are cached and rate limits kept in process"
@@ -165,7 +168,7 @@ impl Application {
                 cache.flush_pending().await;
             }
         });
-        let app = crate::routes::router(self.state);
+        let app = crate::http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         axum::serve(
             self.listener,

@@ -29,8 +29,3 @@ pub struct AppState {
     /// Woken when mail is written to the outbox.
     pub mail_ready: Arc<Notify>,
 }
-
-/// The current time in Unix seconds.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}

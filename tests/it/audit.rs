@@ -6,9 +6,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use deadpool_postgres::{Manager, Pool};
-use users_origin::db::audit::Event;
+use users_origin::db::audit::{Ctx, Event};
 use users_origin::db::tokens::{self, NewRefresh};
-use users_origin::extract::Ctx;
 
 use crate::helpers::{TestApp, header, json_body, other_strong_password, spawn_app};
 use crate::testdb::PG_BASE;
@@ -92,7 +91,7 @@ async fn store_login(
         target: Some(user_id),
         details: json!({}),
     };
-    let (_, digest) = tokens::generate();
+    let (_, digest) = users_origin::tokens::generate();
     let stored = tokens::insert_refresh_audited(
         db,
         &NewRefresh::new(user_id, Uuid::now_v7(), &digest, 60),

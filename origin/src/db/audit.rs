@@ -3,7 +3,13 @@
 use uuid::Uuid;
 
 use super::GenericClient;
-use crate::extract::Ctx;
+
+/// Where a request came from, for audit records and logs: its request id and client address.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+}
 
 /// One event to record.
 #[derive(Debug)]

@@ -1,28 +1,11 @@
-//! Refresh tokens and password-reset tokens. Only SHA-256 digests of tokens are stored.
+//! Refresh tokens and password-reset tokens. Only digests of tokens are stored (made by
+//! `crate::tokens`).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
-use sha2::{Digest, Sha256};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::GenericClient;
-use super::audit::Event;
-use crate::extract::Ctx;
-
-/// A fresh random token (256 bits, base64url) and its digest.
-pub fn generate() -> (String, Vec<u8>) {
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    let token = URL_SAFE_NO_PAD.encode(raw);
-    let digest = digest(&token);
-    (token, digest)
-}
-
-pub fn digest(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
+use super::audit::{Ctx, Event};
 
 /// A refresh token to store.
 #[derive(Debug)]

@@ -234,8 +234,6 @@ pub struct Update<'a> {
     pub display_name: Option<&'a str>,
     pub is_active: bool,
     pub password_hash: Option<&'a str>,
-    /// Whether tokens issued so far are revoked.
-    pub bump_security: bool,
 }
 
 pub async fn update(
@@ -246,7 +244,6 @@ pub async fn update(
     db.execute(
         "UPDATE users SET username = $2, email = $3, display_name = $4, is_active = $5, \
          password_hash = COALESCE($6, password_hash), \
-         security_version = security_version + CASE WHEN $7 THEN 1 ELSE 0 END, \
          version = version + 1, updated_at = now() WHERE id = $1",
         &[
             &id,
@@ -255,23 +252,17 @@ pub async fn update(
             &u.display_name,
             &u.is_active,
             &u.password_hash,
-            &u.bump_security,
         ],
     )
     .await?;
     Ok(())
 }
 
-/// Marks a change that is not a column of `users` (roles): new version, and new security version.
-pub async fn touch(
-    db: &impl GenericClient,
-    id: Uuid,
-    bump_security: bool,
-) -> Result<(), tokio_postgres::Error> {
+/// Marks a change that is not a column of `users` (roles): a new version.
+pub async fn touch(db: &impl GenericClient, id: Uuid) -> Result<(), tokio_postgres::Error> {
     db.execute(
-        "UPDATE users SET version = version + 1, updated_at = now(), \
-         security_version = security_version + CASE WHEN $2 THEN 1 ELSE 0 END WHERE id = $1",
-        &[&id, &bump_security],
+        "UPDATE users SET version = version + 1, updated_at = now() WHERE id = $1",
+        &[&id],
     )
     .await?;
     Ok(())

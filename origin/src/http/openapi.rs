@@ -8,7 +8,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Doc, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::routes;
+use crate::http::routes;
 use crate::state::AppState;
 
 #[derive(OpenApi)]

@@ -5,7 +5,7 @@
 //! (`422`), and `If-Match` is checked against the locked row (`412`). A password change,
 //! role change or deactivation revokes the user's tokens.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
@@ -13,15 +13,17 @@ use serde_json::{Map, Value, json};
 use users_core::fields::{DisplayName, Email, Username};
 use users_core::model::UserView;
 use users_core::password::{self, Identity};
-use users_core::perms::Permission;
+use users_core::perms::{ADMIN_ROLE, Permission};
 use uuid::Uuid;
 
-use super::{authorize, check_grantable, guard_last_admin, parse_id};
+use crate::accounts::{check_grantable, guard_last_admin, revoke_sessions};
 use crate::db::{self, audit::Event};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, from_value, media_type, parse_json, read_body};
-use crate::routes::{Check, etag_matches, with_etag};
+use crate::fields::Check;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Auth, UserId, from_value, media_type, parse_json, read_body};
+use crate::http::respond::{etag_matches, with_etag};
 use crate::state::AppState;
+use crate::write::Write;
 
 /// `PUT /users/{id}` body: every mutable field (absent `display_name` clears it; absent
 /// `roles`/`is_active` keep theirs). Read-only fields may be echoed unchanged.
@@ -225,11 +227,10 @@ async fn read_object(req: Request, state: &AppState, mode: Mode) -> ApiResult<Ma
 pub async fn put_user(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    UserId(id): UserId,
     req: Request,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    authorize(&auth, id, Permission::UsersUpdate)?;
+    auth.require_on(Some(id), Permission::UsersUpdate)?;
     let headers = req.headers().clone();
     let body = read_object(req, &state, Mode::Replace).await?;
     update(state, auth, id, headers, body, Mode::Replace).await
@@ -240,11 +241,10 @@ pub async fn put_user(
 pub async fn patch_user(
     State(state): State<AppState>,
     auth: Auth,
-    Path(id): Path<String>,
+    UserId(id): UserId,
     req: Request,
 ) -> ApiResult<Response> {
-    let id = parse_id(&id)?;
-    authorize(&auth, id, Permission::UsersUpdate)?;
+    auth.require_on(Some(id), Permission::UsersUpdate)?;
     let headers = req.headers().clone();
     let body = read_object(req, &state, Mode::Merge).await?;
     update(state, auth, id, headers, body, Mode::Merge).await
@@ -310,11 +310,12 @@ async fn update(
         .collect();
     let mut client = state.db.get().await?;
     if !added.is_empty() {
-        check_grantable(&client, &auth, &added).await?;
+        check_grantable(&client, &auth.perms, &added).await?;
     }
 
-    let tx = client.transaction().await?;
-    let locked = db::users::get_for_update(&tx, id)
+    let mut write = Write::begin(&mut client, &state.cache).await?;
+    let tx = &write.tx;
+    let locked = db::users::get_for_update(tx, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let locked_view = locked.view();
@@ -322,14 +323,8 @@ async fn update(
     let plan = plan(&auth, &locked_view, desired_doc(mode, &locked_view, &body)?)?;
     let roles_changed = plan.roles_changed(&locked_view);
     let deactivated = locked.is_active && !plan.is_active;
-    if deactivated
-        || (roles_changed
-            && !plan
-                .roles
-                .iter()
-                .any(|r| r == users_core::perms::ADMIN_ROLE))
-    {
-        guard_last_admin(&tx, &locked).await?;
+    if deactivated || (roles_changed && !plan.roles.iter().any(|r| r == ADMIN_ROLE)) {
+        guard_last_admin(tx, &locked).await?;
     }
     if roles_changed {
         let unknown: Vec<String> = plan
@@ -338,11 +333,11 @@ async fn update(
             .filter(|r| !locked.roles.contains(r))
             .cloned()
             .collect();
-        check_grantable(&tx, &auth, &unknown).await?;
+        check_grantable(tx, &auth.perms, &unknown).await?;
     }
     let revoke = new_hash.is_some() || roles_changed || deactivated;
     db::users::update(
-        &tx,
+        tx,
         id,
         &db::users::Update {
             username: plan.username.as_str(),
@@ -350,15 +345,14 @@ async fn update(
             display_name: plan.display_name.as_ref().map(DisplayName::as_str),
             is_active: plan.is_active,
             password_hash: new_hash.as_deref(),
-            bump_security: revoke,
         },
     )
     .await?;
     if roles_changed {
-        db::users::set_roles(&tx, id, &plan.roles).await?;
+        db::users::set_roles(tx, id, &plan.roles).await?;
     }
     if revoke {
-        db::tokens::revoke_all_refresh(&tx, id).await?;
+        revoke_sessions(tx, id).await?;
     }
     let mut events = vec![(
         "user.updated",
@@ -383,11 +377,13 @@ async fn update(
             target: Some(id),
             details,
         };
-        db::audit::record(&tx, &auth.ctx, event).await?;
+        db::audit::record(tx, &auth.ctx, event).await?;
     }
-    let updated = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
-    tx.commit().await?;
-    let view = updated.view();
-    state.cache.store(&view).await;
+    let view = db::users::get(tx, id)
+        .await?
+        .ok_or(ApiError::NotFound)?
+        .view();
+    write.store(view.clone());
+    write.commit().await?;
     Ok(with_etag(StatusCode::OK, &view.etag(), &view))
 }

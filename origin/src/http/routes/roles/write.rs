@@ -1,81 +1,25 @@
-//! `/roles`: role-based access control with custom roles. Built-in roles are fixed.
+//! Creating, changing and deleting roles (`roles:manage`).
 
+use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use users_core::fields::{ROLE_DESCRIPTION_MAX, RoleName};
 use users_core::model::RoleView;
 use users_core::perms::Permission;
 
-use super::Check;
 use crate::db::{self, audit::Event};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Auth, JsonBody, from_value, media_type, parse_json, read_body};
+use crate::fields::Check;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Auth, JsonBody, from_value, media_type, parse_json, read_body};
 use crate::state::AppState;
-
-/// The OpenAPI description of these routes.
-#[derive(Debug, utoipa::OpenApi)]
-#[openapi(
-    paths(list_roles, get_role, create_role, update_role, delete_role),
-    components(schemas(RoleList))
-)]
-pub struct Docs;
-
-/// Every role.
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct RoleList {
-    items: Vec<RoleView>,
-}
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/roles", get(list_roles).post(create_role))
-        .route(
-            "/roles/{name}",
-            get(get_role).patch(update_role).delete(delete_role),
-        )
-}
-
-fn require(auth: &Auth, perm: Permission) -> ApiResult<()> {
-    if auth.has(perm) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "This requires the {perm} permission."
-        )))
-    }
-}
-
-#[utoipa::path(get, path = "/roles", tag = "roles", security(("bearer" = [])), responses((status = 200, description = "Every role", body = RoleList)))]
-async fn list_roles(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
-    require(&auth, Permission::RolesRead)?;
-    let client = state.db.get().await?;
-    Ok(Json(json!({"items": db::roles::list(&client).await?})))
-}
-
-#[utoipa::path(get, path = "/roles/{name}", tag = "roles", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 200, description = "The role", body = RoleView)))]
-async fn get_role(
-    State(state): State<AppState>,
-    auth: Auth,
-    Path(name): Path<String>,
-) -> ApiResult<Json<RoleView>> {
-    require(&auth, Permission::RolesRead)?;
-    let client = state.db.get().await?;
-    Ok(Json(
-        db::roles::get(&client, &name)
-            .await?
-            .ok_or(ApiError::NotFound)?,
-    ))
-}
+use crate::write::Write;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RoleBody {
+pub struct RoleBody {
     #[schema(pattern = "^[a-z0-9_-]{2,32}$")]
     name: Option<String>,
     #[schema(max_length = 500)]
@@ -111,12 +55,12 @@ fn validate(check: &mut Check, description: &str, permissions: &[String]) -> Vec
 }
 
 #[utoipa::path(post, path = "/roles", tag = "roles", security(("bearer" = [])), request_body = RoleBody, responses((status = 201, description = "Created", body = RoleView, headers(("Location" = String)))))]
-async fn create_role(
+pub async fn create_role(
     State(state): State<AppState>,
     auth: Auth,
     JsonBody(body): JsonBody<RoleBody>,
 ) -> ApiResult<Response> {
-    require(&auth, Permission::RolesManage)?;
+    auth.require(Permission::RolesManage)?;
     let mut check = Check::default();
     let name = check
         .required("name", body.name.as_deref())
@@ -159,13 +103,13 @@ async fn create_role(
 
 /// `PATCH /roles/{name}`: JSON Merge Patch of `description` and `permissions`.
 #[utoipa::path(patch, path = "/roles/{name}", tag = "roles", security(("bearer" = [])), params(("name" = String, Path)), request_body(content((RoleBody = "application/merge-patch+json"), (RoleBody = "application/json"))), responses((status = 200, description = "Updated", body = RoleView)))]
-async fn update_role(
+pub async fn update_role(
     State(state): State<AppState>,
     auth: Auth,
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<Json<RoleView>> {
-    require(&auth, Permission::RolesManage)?;
+    auth.require(Permission::RolesManage)?;
     if !matches!(
         media_type(req.headers()).as_deref(),
         Some("application/merge-patch+json" | "application/json")
@@ -180,10 +124,9 @@ async fn update_role(
         return Err(ApiError::validation("body", "must be a JSON object"));
     }
     let mut client = state.db.get().await?;
-    let tx = client.transaction().await?;
-    let current = db::roles::get(&tx, &name)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let mut write = Write::begin(&mut client, &state.cache).await?;
+    let tx = &write.tx;
+    let current = db::roles::get(tx, &name).await?.ok_or(ApiError::NotFound)?;
     let mut doc = serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.into()))?;
     users_core::patch::merge(&mut doc, &patch);
     let desired: RoleBody = from_value(doc)?;
@@ -209,13 +152,13 @@ async fn update_role(
         description,
         ..current.clone()
     };
-    db::roles::update(&tx, &updated).await?;
+    db::roles::update(tx, &updated).await?;
     let mut changed = Vec::new();
     if perms_changed {
-        changed = db::roles::bump_holders(&tx, &name).await?;
+        changed = db::roles::bump_holders(tx, &name).await?;
     }
     db::audit::record(
-        &tx,
+        tx,
         &auth.ctx,
         Event {
             action: "role.updated",
@@ -225,32 +168,31 @@ async fn update_role(
         },
     )
     .await?;
-    tx.commit().await?;
     for (id, version) in changed {
-        state.cache.invalidate(id, version).await;
+        write.invalidate(id, version);
     }
+    write.commit().await?;
     Ok(Json(updated))
 }
 
 #[utoipa::path(delete, path = "/roles/{name}", tag = "roles", security(("bearer" = [])), params(("name" = String, Path)), responses((status = 204, description = "Deleted")))]
-async fn delete_role(
+pub async fn delete_role(
     State(state): State<AppState>,
     auth: Auth,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    require(&auth, Permission::RolesManage)?;
+    auth.require(Permission::RolesManage)?;
     let mut client = state.db.get().await?;
-    let tx = client.transaction().await?;
-    let role = db::roles::get(&tx, &name)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let mut write = Write::begin(&mut client, &state.cache).await?;
+    let tx = &write.tx;
+    let role = db::roles::get(tx, &name).await?.ok_or(ApiError::NotFound)?;
     if role.builtin {
         return Err(ApiError::forbidden("Built-in roles cannot be deleted."));
     }
-    let changed = db::roles::bump_holders(&tx, &name).await?;
-    db::roles::delete(&tx, &name).await?;
+    let changed = db::roles::bump_holders(tx, &name).await?;
+    db::roles::delete(tx, &name).await?;
     db::audit::record(
-        &tx,
+        tx,
         &auth.ctx,
         Event {
             action: "role.deleted",
@@ -260,9 +202,9 @@ async fn delete_role(
         },
     )
     .await?;
-    tx.commit().await?;
     for (id, version) in changed {
-        state.cache.invalidate(id, version).await;
+        write.invalidate(id, version);
     }
+    write.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

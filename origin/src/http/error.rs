@@ -1,10 +1,19 @@
 //! The one error type of the HTTP layer and its RFC 9457 rendering.
 //!
 //! Each variant documents its status. Internal causes are logged here, once, and never sent.
+//! The errors of the layers below (validation, accounts, tokens, hashing, rate limits, the
+//! database) become an [`ApiError`] here, in one `From` impl each.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use users_core::problem::{ErrorCode, FieldProblem, PROBLEM_JSON, Problem};
+
+use crate::accounts::AccountError;
+use crate::fields::Invalid;
+use crate::hashing::HashError;
+use crate::http::respond::quota_headers;
+use crate::ratelimit::Limited;
+use crate::tokens::AccessError;
 
 /// Seconds clients are asked to wait after a 503.
 pub const RETRY_AFTER_SECS: u32 = 1;
@@ -62,14 +71,7 @@ pub enum ApiError {
     /// 429: a rate limit or a login lock-out; `Retry-After` says when to come back, and the
     /// quota's `RateLimit-*` headers when a quota refused it.
     #[error("rate limited")]
-    RateLimited {
-        retry_after_secs: i64,
-        quota: Option<(
-            crate::ratelimit::Scope,
-            users_core::ratelimit::Quota,
-            users_core::ratelimit::Decision,
-        )>,
-    },
+    RateLimited(Limited),
     /// 503: the hashing queue is full.
     #[error("overloaded")]
     Overloaded,
@@ -161,12 +163,13 @@ impl ApiError {
                 ErrorCode::InvalidResetToken,
                 ErrorCode::InvalidResetToken.detail().into(),
             ),
-            Self::RateLimited {
-                retry_after_secs, ..
-            } => (
+            Self::RateLimited(limited) => (
                 S::TOO_MANY_REQUESTS,
                 ErrorCode::RateLimited,
-                format!("Too many requests; retry in {retry_after_secs} s."),
+                format!(
+                    "Too many requests; retry in {} s.",
+                    limited.retry_after_secs
+                ),
             ),
             Self::Overloaded => (
                 S::SERVICE_UNAVAILABLE,
@@ -195,12 +198,9 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let (status, code, detail) = self.parts();
-        let (retry_after, quota) = match &self {
-            Self::RateLimited {
-                retry_after_secs,
-                quota,
-            } => (Some(*retry_after_secs), *quota),
-            _ => (None, None),
+        let limited = match &self {
+            Self::RateLimited(limited) => Some(*limited),
+            _ => None,
         };
         let mut problem = Problem::new(code, status.as_u16(), detail);
         if let Self::Validation(errors) = self {
@@ -225,11 +225,14 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        if let Some(secs) = retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        }
-        if let Some((scope, quota, decision)) = quota {
-            crate::ratelimit::quota_headers(h, scope, quota, &decision);
+        if let Some(limited) = limited {
+            h.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(limited.retry_after_secs.max(1)),
+            );
+            if let Some((quota, decision)) = limited.quota {
+                quota_headers(h, limited.scope, quota, &decision);
+            }
         }
         res
     }
@@ -275,6 +278,50 @@ impl From<deadpool_postgres::PoolError> for ApiError {
         match e {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
             other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        Self::Validation(e.0)
+    }
+}
+
+impl From<Limited> for ApiError {
+    fn from(e: Limited) -> Self {
+        Self::RateLimited(e)
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Overloaded => Self::Overloaded,
+            HashError::Failed(_) => Self::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid(e) => e.into(),
+            AccountError::Forbidden(detail) => Self::Forbidden(detail),
+            AccountError::LastAdmin => Self::Conflict(e.to_string()),
+            AccountError::Query(e) => e.into(),
+            AccountError::Pool(e) => e.into(),
+            AccountError::Hash(e) => e.into(),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Invalid => Self::InvalidToken,
+            AccessError::Query(e) => e.into(),
+            AccessError::Pool(e) => e.into(),
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// The OpenAPI description of these routes.
@@ -20,7 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/metrics", get(crate::metrics::scrape))
+        .route("/metrics", get(scrape))
 }
 
 /// Alive: the process answers.
@@ -57,5 +57,23 @@ async fn jwks(State(state): State<AppState>) -> impl axum::response::IntoRespons
     (
         [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
         Json(state.keys.verify.to_jwks()),
+    )
+}
+
+/// `GET /metrics`: the Prometheus text exposition, with the hashing-queue and pool gauges read
+/// now.
+async fn scrape(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let m = &state.metrics;
+    m.hash_queue_depth.set(state.hasher.in_flight() as i64);
+    let pool = state.db.status();
+    m.db_pool_connections.set(pool.size as i64);
+    m.db_pool_available.set(pool.available as i64);
+    m.db_pool_waiters.set(pool.waiting as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.render(),
     )
 }

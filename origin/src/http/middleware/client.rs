@@ -11,20 +11,14 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use crate::config::ProxyConfig;
-use crate::error::ApiError;
-use crate::ratelimit::{Scope, quota_headers};
+use crate::http::error::ApiError;
+use crate::http::extract::{ClientIp, FromEdge};
+use crate::http::respond::quota_headers;
+use crate::ratelimit::Scope;
 use crate::state::AppState;
 
 /// The header that carries the edge's shared secret.
 pub const EDGE_SECRET_HEADER: &str = "x-edge-secret";
-
-/// Whether the request carries the edge's shared secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FromEdge(pub bool);
-
-/// The resolved client address of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
 
 fn carries_edge_secret(headers: &HeaderMap, cfg: &ProxyConfig) -> bool {
     let (Some(secret), Some(given)) = (&cfg.edge_secret, headers.get(EDGE_SECRET_HEADER)) else {
@@ -95,26 +89,22 @@ pub async fn client_context(
     if hashes(req.method(), req.uri().path())
         && let Err(overloaded) = state.hasher.admit()
     {
-        return overloaded.into_response();
+        return ApiError::from(overloaded).into_response();
     }
     let quota = state.config.limits.auth_ip;
-    let decision = state.limiter.check(&format!("ip:{ip}"), quota).await;
-    let mut res = if decision.allowed {
-        next.run(req).await
-    } else {
-        state
-            .metrics
-            .rate_limited
-            .with_label_values(&[Scope::AuthIp.as_str()])
-            .inc();
-        ApiError::RateLimited {
-            retry_after_secs: decision.retry_after_secs(),
-            quota: None,
+    match state
+        .limiter
+        .limit(Scope::AuthIp, &format!("ip:{ip}"), quota)
+        .await
+    {
+        Ok(decision) => {
+            let mut res = next.run(req).await;
+            quota_headers(res.headers_mut(), Scope::AuthIp, quota, &decision);
+            res
         }
-        .into_response()
-    };
-    quota_headers(res.headers_mut(), Scope::AuthIp, quota, &decision);
-    res
+        // The refusal carries the quota's headers itself.
+        Err(limited) => ApiError::from(limited).into_response(),
+    }
 }
 
 #[cfg(test)]

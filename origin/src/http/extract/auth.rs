@@ -1,0 +1,89 @@
+//! The authenticated caller: a verified, unrevoked bearer token of an active user, with the
+//! permissions it holds now, within the per-user rate limit. Handlers ask it for permissions
+//! with [`Auth::require`] (`403`) and [`Auth::require_on`] (acting on an account: self passes,
+//! and a caller who may not read users at all gets `404`, so ids cannot be probed).
+
+use std::collections::BTreeSet;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use users_core::perms::Permission;
+use uuid::Uuid;
+
+use crate::db::audit::Ctx;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::meta::request_ctx;
+use crate::ratelimit::Scope;
+use crate::state::AppState;
+use crate::tokens;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub user_id: Uuid,
+    /// Permissions held now (from the database, not the token).
+    pub perms: BTreeSet<Permission>,
+    pub ctx: Ctx,
+}
+
+impl Auth {
+    pub fn has(&self, perm: Permission) -> bool {
+        self.perms.contains(&perm)
+    }
+
+    pub fn is(&self, id: Uuid) -> bool {
+        self.user_id == id
+    }
+
+    /// `403` unless the caller holds `perm`.
+    pub fn require(&self, perm: Permission) -> ApiResult<()> {
+        if self.has(perm) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "This requires the {perm} permission."
+            )))
+        }
+    }
+
+    /// Acting on the account `target` (`None`: an action that is never one's own): the
+    /// target itself and holders of `perm` pass; others get `403` if they may read users, and
+    /// `404` if they may not.
+    pub fn require_on(&self, target: Option<Uuid>, perm: Permission) -> ApiResult<()> {
+        if target.is_some_and(|t| self.is(t)) || self.has(perm) {
+            Ok(())
+        } else if self.has(Permission::UsersRead) {
+            self.require(perm)
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(ApiError::Unauthenticated)?;
+        let header = header.to_str().map_err(|_| ApiError::InvalidToken)?;
+        let (scheme, token) = header.split_once(' ').ok_or(ApiError::InvalidToken)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::Unauthenticated);
+        }
+        let principal = tokens::verify_access(state, token.trim()).await?;
+        let key = format!("user:{}", principal.id);
+        state
+            .limiter
+            .limit(Scope::User, &key, state.config.limits.user)
+            .await?;
+        Ok(Self {
+            user_id: principal.id,
+            perms: principal.perms,
+            ctx: request_ctx(parts),
+        })
+    }
+}

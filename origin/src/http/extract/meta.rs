@@ -1,0 +1,49 @@
+//! What a request says about where it came from: its request id and client address (for audit
+//! records and logs), and whether it came through the edge. The middleware in
+//! `http::middleware::client` resolves the address and the edge secret.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+
+use crate::db::audit::Ctx;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// Whether the request carries the edge's shared secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FromEdge(pub bool);
+
+/// The resolved client address of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Request id and client address, for audit records and logs.
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+        Ok(request_ctx(parts))
+    }
+}
+
+/// The [`Ctx`] of a request.
+pub fn request_ctx(parts: &Parts) -> Ctx {
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(128).collect());
+    let ip = parts
+        .extensions
+        .get::<ClientIp>()
+        .map(|c| c.0.to_string())
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+        });
+    Ctx { request_id, ip }
+}

@@ -1,0 +1,90 @@
+//! Building answers: JSON with an `ETag`, `201 Created` with `Location`, conditional reads
+//! (`304 Not Modified`), and the `RateLimit-*` headers of a quota decision.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use users_core::model::UserView;
+use users_core::ratelimit::{Decision, Quota};
+
+use crate::ratelimit::Scope;
+
+/// A JSON response with an `ETag`.
+pub fn with_etag(status: StatusCode, etag: &str, body: impl serde::Serialize) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// Whether an `If-None-Match` / `If-Match` header value lists `etag` (or `*`).
+pub fn etag_matches(header_value: &str, etag: &str) -> bool {
+    header_value
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
+}
+
+/// `201 Created` with `Location` and `ETag`.
+pub fn created(view: &UserView) -> Response {
+    let mut res = with_etag(StatusCode::CREATED, &view.etag(), view);
+    if let Ok(v) = HeaderValue::from_str(&format!("/users/{}", view.id)) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// A read of `view`: `304` when `If-None-Match` lists its `ETag`, else `200`; never stored by
+/// shared caches.
+pub fn read_response(view: &UserView, headers: &HeaderMap) -> Response {
+    let etag = view.etag();
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| etag_matches(v, &etag));
+    let mut res = if not_modified {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        r
+    } else {
+        with_etag(StatusCode::OK, &etag, view)
+    };
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    res
+}
+
+/// Writes `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) for a quota decision, and
+/// `Retry-After` when it refused.
+pub fn quota_headers(headers: &mut HeaderMap, scope: Scope, quota: Quota, d: &Decision) {
+    let name = scope.as_str();
+    let policy = format!("\"{name}\";q={};w={}", quota.limit, quota.window_secs());
+    let state = format!("\"{name}\";r={};t={}", d.remaining, d.reset_secs());
+    if let (Ok(p), Ok(s)) = (
+        HeaderValue::from_str(&policy),
+        HeaderValue::from_str(&state),
+    ) {
+        headers.insert("ratelimit-policy", p);
+        headers.insert("ratelimit", s);
+    }
+    if !d.allowed {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_lists_are_matched() {
+        assert!(etag_matches("\"a-1\"", "\"a-1\""));
+        assert!(etag_matches("\"x\", W/\"a-1\"", "\"a-1\""));
+        assert!(etag_matches("*", "\"a-1\""));
+        assert!(!etag_matches("\"a-2\"", "\"a-1\""));
+    }
+}

@@ -1,0 +1,41 @@
+//! `/auth/*`: registration, login, refresh, logout and password reset.
+//!
+//! - [`register`]: `POST /auth/register`, self-registration.
+//! - [`login`]: `POST /auth/login`, JSON or the OAuth2 password form.
+//! - [`session`]: refresh-token rotation and logout.
+//! - [`reset`]: the password-reset mail and its confirmation.
+
+pub mod login;
+pub mod register;
+pub mod reset;
+pub mod session;
+
+use axum::Router;
+use axum::routing::{post, put};
+
+use crate::state::AppState;
+
+/// The OpenAPI description of these routes.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(
+        register::register,
+        login::login,
+        session::refresh,
+        session::logout,
+        reset::request_reset,
+        reset::confirm_reset
+    ),
+    components(schemas(reset::Accepted))
+)]
+pub struct Docs;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register::register))
+        .route("/auth/login", post(login::login))
+        .route("/auth/refresh", post(session::refresh))
+        .route("/auth/logout", post(session::logout))
+        .route("/auth/password/reset", post(reset::request_reset))
+        .route("/auth/password/reset/{token}", put(reset::confirm_reset))
+}

@@ -1,0 +1,160 @@
+//! Password reset: `POST /auth/password/reset` mails a link (the answer is the same whatever
+//! the address), `PUT /auth/password/reset/{token}` sets the new password and revokes every
+//! session.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use users_core::fields::Email;
+use users_core::password::{self, Identity};
+
+use crate::accounts::revoke_sessions;
+use crate::db::{self, audit::Ctx, audit::Event};
+use crate::fields::Check;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::JsonBody;
+use crate::state::AppState;
+use crate::tokens;
+
+/// The answer to a reset request: the same whatever the address.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Accepted {
+    detail: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequestBody {
+    email: Option<String>,
+}
+
+/// `POST /auth/password/reset`: always `202` with the same body. The look-up and the mail
+/// happen after the response, so timing says nothing about whether the address is known.
+#[utoipa::path(post, path = "/auth/password/reset", tag = "auth", request_body = ResetRequestBody, responses((status = 202, description = "Accepted, whether or not the address is known", body = Accepted)))]
+pub async fn request_reset(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody<ResetRequestBody>,
+) -> ApiResult<Response> {
+    let mut check = Check::default();
+    let email = check
+        .required("email", body.email.as_deref())
+        .and_then(|e| check.field("email", Email::parse(e)));
+    check.finish()?;
+    if let Some(email) = email {
+        tokio::spawn(async move {
+            if let Err(e) = send_reset(&state, &ctx, &email).await {
+                tracing::warn!(error = %e, "password reset request failed");
+            }
+        });
+    }
+    let body = json!({"detail": "If an account with that email address exists, a reset link has been sent to it."});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+async fn send_reset(state: &AppState, ctx: &Ctx, email: &Email) -> ApiResult<()> {
+    let mut client = state.db.get().await?;
+    let Some(user) = db::users::get_by_email(&client, email.as_str())
+        .await?
+        .filter(|u| u.is_active)
+    else {
+        return Ok(());
+    };
+    let (token, digest) = tokens::generate();
+    let ttl = state.config.password_reset_ttl;
+    let link = format!("{}/auth/password/reset/{token}", state.config.public_url);
+    let body = format!(
+        "Hello {},\n\nSomeone asked to reset the password of your account. If it was you, set a new \
+         password within {} minutes by sending it to this address (HTTP PUT with {{\"password\": \"...\"}}):\n\n\
+         {link}\n\nReset token: {token}\n\nIf it was not you, ignore this message: your password stays as it is.\n",
+        user.username,
+        (ttl + 59) / 60
+    );
+    let tx = client.transaction().await?;
+    db::tokens::insert_reset(&tx, user.id, &digest, ttl).await?;
+    db::outbox::enqueue(&tx, &user.email, "Reset your password", &body).await?;
+    db::audit::record(
+        &tx,
+        ctx,
+        Event {
+            action: "password.reset_requested",
+            actor: None,
+            target: Some(user.id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.mail_ready.notify_one();
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirmBody {
+    password: Option<String>,
+}
+
+/// `PUT /auth/password/reset/{token}`: sets a new password, spends the token and revokes every
+/// session and access token of the user.
+#[utoipa::path(put, path = "/auth/password/reset/{token}", tag = "auth", params(("token" = String, Path, description = "The token from the reset mail")), request_body = ResetConfirmBody, responses((status = 204, description = "Password set; every session revoked")))]
+pub async fn confirm_reset(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(token): Path<String>,
+    JsonBody(body): JsonBody<ResetConfirmBody>,
+) -> ApiResult<StatusCode> {
+    if token.len() > 128 {
+        return Err(ApiError::InvalidResetToken);
+    }
+    let digest = tokens::digest(&token);
+    let (user_id, user) = {
+        let client = state.db.get().await?;
+        let user_id = db::tokens::find_reset(&client, &digest)
+            .await?
+            .ok_or(ApiError::InvalidResetToken)?;
+        let user = db::users::get(&client, user_id)
+            .await?
+            .ok_or(ApiError::InvalidResetToken)?;
+        (user_id, user)
+    };
+    let mut check = Check::default();
+    let password = check.required("password", body.password.as_deref());
+    if let Some(p) = password {
+        let identity = Identity {
+            username: &user.username,
+            email: &user.email,
+            display_name: user.display_name.as_deref(),
+        };
+        check.field("password", password::check(p, identity));
+    }
+    check.finish()?;
+    let hash = state
+        .hasher
+        .hash(password.unwrap_or_default().to_owned())
+        .await?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    if !db::tokens::spend_reset(&tx, &digest, user_id).await? {
+        return Err(ApiError::InvalidResetToken);
+    }
+    db::users::set_password(&tx, user_id, &hash).await?;
+    revoke_sessions(&tx, user_id).await?;
+    db::audit::record(
+        &tx,
+        &ctx,
+        Event {
+            action: "password.reset",
+            actor: Some(user_id),
+            target: Some(user_id),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,116 @@
+//! `POST /auth/refresh` (rotation with reuse detection) and `POST /auth/logout`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use users_core::model::TokenResponse;
+
+use crate::accounts::revoke_sessions;
+use crate::db::{
+    self,
+    audit::Ctx,
+    audit::Event,
+    tokens::{NewRefresh, Spend},
+};
+use crate::fields::Check;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Auth, JsonBody, OptionalJsonBody};
+use crate::state::AppState;
+use crate::tokens::{self, token_pair};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+/// `POST /auth/refresh`: rotates the refresh token; replaying a spent one revokes its family.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshBody, responses((status = 200, description = "A new token pair", body = TokenResponse)))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    JsonBody(body): JsonBody<RefreshBody>,
+) -> ApiResult<Json<TokenResponse>> {
+    let mut check = Check::default();
+    let token = check
+        .required("refresh_token", body.refresh_token.as_deref())
+        .map(str::to_owned);
+    check.finish()?;
+    let token = token.unwrap_or_default();
+    if token.len() > 128 {
+        return Err(ApiError::InvalidGrant);
+    }
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let spend = db::tokens::spend_refresh(&tx, &tokens::digest(&token)).await?;
+    let (user_id, family) = match spend {
+        Spend::Spent { user_id, family_id } => (user_id, family_id),
+        Spend::Reused => {
+            db::audit::record(
+                &tx,
+                &ctx,
+                Event {
+                    action: "refresh.reused",
+                    actor: None,
+                    target: None,
+                    details: json!({}),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(ApiError::InvalidGrant);
+        }
+        Spend::Invalid => return Err(ApiError::InvalidGrant),
+    };
+    let user = db::users::get(&tx, user_id)
+        .await?
+        .filter(|u| u.is_active)
+        .ok_or(ApiError::InvalidGrant)?;
+    let principal = db::users::principal(&tx, user.id)
+        .await?
+        .ok_or(ApiError::InvalidGrant)?;
+    let (tokens, digest) = token_pair(&state, &user, principal.perms);
+    let ttl = state.config.tokens.refresh_ttl;
+    db::tokens::insert_refresh(&tx, &NewRefresh::new(user.id, family, &digest, ttl)).await?;
+    tx.commit().await?;
+    Ok(Json(tokens))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutBody {
+    refresh_token: Option<String>,
+    all: Option<bool>,
+}
+
+/// `POST /auth/logout`: ends one session (its refresh family) or, with `all`, every session
+/// and every outstanding access token.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = LogoutBody, description = "Optional"), security(("bearer" = [])), responses((status = 204, description = "Logged out")))]
+pub async fn logout(
+    State(state): State<AppState>,
+    auth: Auth,
+    OptionalJsonBody(body): OptionalJsonBody<LogoutBody>,
+) -> ApiResult<StatusCode> {
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    if body.all == Some(true) {
+        revoke_sessions(&tx, auth.user_id).await?;
+        db::audit::record(
+            &tx,
+            &auth.ctx,
+            Event {
+                action: "logout.all",
+                actor: Some(auth.user_id),
+                target: Some(auth.user_id),
+                details: json!({}),
+            },
+        )
+        .await?;
+    } else if let Some(token) = body.refresh_token.filter(|t| t.len() <= 128) {
+        db::tokens::revoke_family_of(&tx, auth.user_id, &tokens::digest(&token)).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,70 @@
+//! `POST /users` (`users:create`): an administrator creates an account with chosen roles.
+
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use users_core::model::UserView;
+use users_core::perms::{Permission, USER_ROLE};
+
+use crate::accounts::{check_grantable, validate_new};
+use crate::db::{self, audit::Event};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Auth, JsonBody};
+use crate::http::respond::created;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
+    username: Option<String>,
+    #[schema(format = Email, max_length = 254)]
+    email: Option<String>,
+    #[schema(min_length = 15, max_length = 128)]
+    password: Option<String>,
+    #[schema(max_length = 100)]
+    display_name: Option<String>,
+    roles: Option<Vec<String>>,
+    is_active: Option<bool>,
+}
+
+/// `POST /users` (`users:create`).
+#[utoipa::path(post, path = "/users", tag = "users", security(("bearer" = [])), request_body = CreateBody, responses((status = 201, description = "Account created", body = UserView, headers(("Location" = String), ("ETag" = String)))))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> ApiResult<Response> {
+    auth.require(Permission::UsersCreate)?;
+    let new = validate_new(
+        body.username.as_deref(),
+        body.email.as_deref(),
+        body.password.as_deref(),
+        body.display_name.as_deref(),
+    )?;
+    let mut roles = body.roles.unwrap_or_else(|| vec![USER_ROLE.to_owned()]);
+    roles.sort();
+    roles.dedup();
+    let roles = check_grantable(&state.db.get().await?, &auth.perms, &roles).await?;
+    let hash = state.hasher.hash(new.password.clone()).await?;
+    let mut client = state.db.get().await?;
+    let tx = client.transaction().await?;
+    let id = new
+        .insert(&tx, &hash, body.is_active.unwrap_or(true), &roles)
+        .await?;
+    db::audit::record(
+        &tx,
+        &auth.ctx,
+        Event {
+            action: "user.created",
+            actor: Some(auth.user_id),
+            target: Some(id),
+            details: json!({"roles": roles}),
+        },
+    )
+    .await?;
+    let user = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    Ok(created(&user.view()))
+}

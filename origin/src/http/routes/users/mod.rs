@@ -1,0 +1,61 @@
+//! `/users`: administration and self-service of accounts.
+//!
+//! Authorisation: the caller may always act on their own account (except roles and
+//! `is_active`); anyone else needs the matching permission. A caller who may not even read
+//! the target gets `404`, so ids cannot be probed ([`crate::http::extract::Auth::require_on`]).
+//!
+//! - [`read`]: `GET /users/me` and `GET /users/{id}`, through the cache, with `ETag`s.
+//! - [`create`]: `POST /users`. [`list`]: `GET /users`. [`delete`]: `DELETE /users/{id}`.
+//! - [`update`]: `PUT` and `PATCH /users/{id}`. [`roles`]: granting and revoking one role.
+
+pub mod create;
+pub mod delete;
+pub mod list;
+pub mod read;
+pub mod roles;
+pub mod update;
+
+use axum::Router;
+use axum::routing::{get, put};
+
+use crate::state::AppState;
+
+/// The OpenAPI description of these routes.
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(
+        read::get_me,
+        read::get_user,
+        create::create_user,
+        list::list_users,
+        delete::delete_user,
+        roles::grant_role,
+        roles::revoke_role,
+        update::put_user,
+        update::patch_user
+    ),
+    components(schemas(
+        list::UserPage,
+        create::CreateBody,
+        update::UserReplace,
+        update::UserPatch
+    ))
+)]
+pub struct Docs;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list::list_users).post(create::create_user))
+        .route("/users/me", get(read::get_me))
+        .route(
+            "/users/{id}",
+            get(read::get_user)
+                .put(update::put_user)
+                .patch(update::patch_user)
+                .delete(delete::delete_user),
+        )
+        .route(
+            "/users/{id}/roles/{name}",
+            put(roles::grant_role).delete(roles::revoke_role),
+        )
+}

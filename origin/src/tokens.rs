@@ -1,0 +1,114 @@
+//! Issuing and verifying tokens.
+//!
+//! - Access tokens: Ed25519-signed JWTs ([`token_pair`] issues them, [`verify_access`] checks a
+//!   presented one against the keys, then against the account as it is now: active, and the
+//!   same security version, so a revocation takes effect at once).
+//! - Refresh and password-reset tokens: 256 random bits ([`generate`]); only their SHA-256
+//!   [`digest`] is stored.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use sha2::{Digest, Sha256};
+use users_core::model::TokenResponse;
+use users_core::perms::Permission;
+use users_core::token::{AccessClaims, Audience};
+use uuid::Uuid;
+
+use crate::clock::now;
+use crate::db;
+use crate::db::users::{Principal, UserRow};
+use crate::state::AppState;
+
+/// Why a presented access token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// Bad signature, expired, wrong issuer or audience, revoked, or the account is gone or
+    /// inactive: all look the same to the client.
+    #[error("invalid token")]
+    Invalid,
+    #[error(transparent)]
+    Query(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
+}
+
+/// A fresh random token (256 bits, base64url) and its digest.
+pub fn generate() -> (String, Vec<u8>) {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = URL_SAFE_NO_PAD.encode(raw);
+    let digest = digest(&token);
+    (token, digest)
+}
+
+/// The stored form of a refresh or reset token.
+pub fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A token pair for `user`: an access token signed with its roles, `perms` and security
+/// version, and a new refresh token with the digest the caller stores.
+pub fn token_pair(
+    state: &AppState,
+    user: &UserRow,
+    perms: BTreeSet<Permission>,
+) -> (TokenResponse, Vec<u8>) {
+    let claims = AccessClaims {
+        iss: state.config.tokens.issuer.clone(),
+        aud: Audience::One(state.config.tokens.audience.clone()),
+        sub: user.id,
+        jti: Uuid::now_v7().to_string(),
+        roles: user.roles.clone(),
+        perms: perms.into_iter().collect(),
+        sv: user.security_version,
+    };
+    let ttl = state.config.tokens.access_ttl;
+    let access_token = state.keys.signer.sign(claims, now(), ttl);
+    let (refresh_token, digest) = generate();
+    let tokens = TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        refresh_token,
+    };
+    (tokens, digest)
+}
+
+/// The account behind a presented access token, with the permissions it holds now.
+pub async fn verify_access(state: &AppState, token: &str) -> Result<Principal, AccessError> {
+    let verified = state
+        .keys
+        .verify
+        .verify(token, &state.expect, now())
+        .map_err(|e| {
+            tracing::debug!(reason = %e, "token refused");
+            AccessError::Invalid
+        })?;
+    // The connection goes back to the pool before the caller's next step (the rate limit).
+    let principal = db::users::principal(&state.db.get().await?, verified.claims.sub)
+        .await?
+        .ok_or(AccessError::Invalid)?;
+    if !principal.is_active || verified.claims.sv != principal.security_version {
+        return Err(AccessError::Invalid);
+    }
+    Ok(principal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_random_and_stored_as_their_digest() {
+        let (a, digest_a) = generate();
+        let (b, _) = generate();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43, "256 bits in unpadded base64url");
+        assert_eq!(digest_a, digest(&a));
+        assert_eq!(digest_a.len(), 32);
+        assert_ne!(digest(&a), digest(&b));
+    }
+}
