@@ -7,6 +7,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::figures::round3;
+
 /// CPU use over a run, in cores (2.0 = two cores busy for the whole run).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CpuUse {
@@ -120,7 +122,7 @@ pub fn between(before: &Snapshot, after: &Snapshot, cores: usize) -> Option<CpuU
     if total == 0 {
         return None;
     }
-    let cores_of = |ticks: u64| crate::load::round3(ticks as f64 / total as f64 * cores as f64);
+    let cores_of = |ticks: u64| round3(ticks as f64 / total as f64 * cores as f64);
     let thread = |g: &str| {
         after
             .threads

@@ -15,6 +15,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use crate::cpu::CpuUse;
+use crate::figures::round3;
+
 /// Builds the request with sequence number `k` of a target.
 pub type MakeRequest = Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>;
 
@@ -135,10 +138,6 @@ fn ms(us: u64) -> f64 {
     round3(us as f64 / 1000.0)
 }
 
-pub fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 impl Latency {
     fn of(h: &Histogram<u64>) -> Self {
         Self {
@@ -180,7 +179,7 @@ pub struct RunStats {
     /// Counts of each kind of unexpected answer: `"<status> <problem type>"` or transport.
     pub error_kinds: BTreeMap<String, u64>,
     /// CPU used during the run, in cores.
-    pub cpu: Option<crate::cpu::CpuUse>,
+    pub cpu: Option<CpuUse>,
 }
 
 impl RunStats {

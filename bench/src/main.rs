@@ -11,6 +11,7 @@
 //! Run it with `scripts/bench.sh` (a release build); `--help` lists the options.
 
 mod cpu;
+mod figures;
 mod load;
 mod report;
 mod seed;
@@ -31,7 +32,8 @@ use serde_json::{Value, json};
 use users_core::cursor::{Cursor, CursorKey, Sort};
 use uuid::Uuid;
 
-use crate::load::{RunStats, Target, round3};
+use crate::figures::{median, round3};
+use crate::load::{RunStats, Target};
 use crate::seed::{SEED_PASSWORD, seeded_id, seeded_username};
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -1081,12 +1083,6 @@ fn raw_hash(params: &Params, blocks: &mut [argon2::Block]) -> anyhow::Result<()>
             blocks,
         )
         .map_err(|e| anyhow!("argon2: {e}"))
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Times single hashes on this thread into a reused buffer (after one untimed hash that

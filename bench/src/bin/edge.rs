@@ -12,6 +12,9 @@
 #[path = "../cpu.rs"]
 #[allow(dead_code)]
 mod cpu;
+#[path = "../figures.rs"]
+#[allow(dead_code)]
+mod figures;
 #[path = "../load.rs"]
 #[allow(dead_code)]
 mod load;
@@ -401,7 +404,7 @@ async fn measure_runtime(
     let gap = scenarios[2].fixed_rate.latency.p50_ms - scenarios[0].fixed_rate.latency.p50_ms;
     Ok(RuntimeResults {
         runtime,
-        cached_minus_health_p50_ms: load::round3(gap),
+        cached_minus_health_p50_ms: figures::round3(gap),
         target_met: gap <= 1.0,
         scenarios,
     })
