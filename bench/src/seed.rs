@@ -1,4 +1,5 @@
-//! The benchmark database: created from scratch, migrated, seeded with SQL, dropped at the end.
+//! The benchmark's data: a fresh database (see [`crate::stack::services`]) migrated and seeded
+//! with SQL.
 //!
 //! Seeded user `i` (1-based) is `user0000001`… with email `user0000001@bench.test`, created at
 //! [`BASE_UNIX_S`] + `i` seconds, and an id that is a UUIDv7 of that instant whose low bits are
@@ -6,14 +7,14 @@
 //! the database ([`seeded_id`]). Every seeded user has the same Argon2id hash of
 //! [`SEED_PASSWORD`] and the `user` role.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use uuid::Uuid;
 
-/// The server, without a database name.
-pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432";
+use crate::stack::services::connect;
+
 /// The password of every seeded user.
 pub const SEED_PASSWORD: &str = "seeded-bench-password-amber-glacier-thimble";
 /// `created_at` of seeded user 0 (2025-01-01T00:00:00Z); user `i` is `i` seconds later.
@@ -29,36 +30,6 @@ pub fn seeded_id(i: u64) -> Uuid {
 /// The username of seeded user `i`.
 pub fn seeded_username(i: u64) -> String {
     format!("user{i:07}")
-}
-
-/// Connects to `db` and drives the connection on a task.
-pub async fn connect(db: &str) -> anyhow::Result<Client> {
-    let (client, conn) = tokio_postgres::connect(&format!("{PG_BASE}/{db}"), NoTls)
-        .await
-        .with_context(|| format!("connect to PostgreSQL database {db} at {PG_BASE}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(client)
-}
-
-pub async fn create_database(name: &str) -> anyhow::Result<()> {
-    let admin = connect("postgres").await?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .with_context(|| format!("create database {name}"))?;
-    Ok(())
-}
-
-/// Drops `name`, disconnecting whoever is still connected.
-pub async fn drop_database(name: &str) -> anyhow::Result<()> {
-    let admin = connect("postgres").await?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await
-        .with_context(|| format!("drop database {name}"))?;
-    Ok(())
 }
 
 /// What seeding did and how long each step took.
@@ -216,48 +187,17 @@ pub async fn row_at(client: &Client, offset: i64) -> anyhow::Result<(i64, Uuid)>
     Ok((row.get(0), row.get(1)))
 }
 
-/// Deletes every Redis key under `prefix`.
-pub async fn delete_redis_keys(url: &str, prefix: &str) -> anyhow::Result<usize> {
-    let client = redis::Client::open(url)?;
-    let mut conn = tokio::time::timeout(
-        Duration::from_secs(5),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .context("connect to Redis")??;
-    let pattern = format!("{}*", prefix.replace('*', "\\*").replace('?', "\\?"));
-    let mut cursor: u64 = 0;
-    let mut deleted = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            let n: usize = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
-            deleted += n;
-        }
-        if next == 0 {
-            return Ok(deleted);
-        }
-        cursor = next;
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `redis_version` from `INFO server`.
-pub async fn redis_version(url: &str) -> Option<String> {
-    let client = redis::Client::open(url).ok()?;
-    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut conn)
-        .await
-        .ok()?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .map(|v| v.trim().to_owned())
+    #[test]
+    fn seeded_ids_follow_the_uuidv7_layout_and_creation_order() {
+        let first = seeded_id(1);
+        assert_eq!(first.get_version_num(), 7);
+        assert_eq!(first.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(first.as_u128() & ((1 << 60) - 1), 1);
+        assert!(seeded_id(1) < seeded_id(2) && seeded_id(2) < seeded_id(1_000_000));
+        assert_eq!(seeded_username(42), "user0000042");
+    }
 }

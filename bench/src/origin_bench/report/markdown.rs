@@ -1,210 +1,31 @@
-//! `bench/results.json` and the generated `docs/benchmarks.md`.
+//! The whole of `docs/benchmarks.md`: how the run was made, the results, the scenarios, the
+//! hashing limit and the overload, where the CPU went, and how to reproduce it.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use anyhow::Context as _;
+use super::tables::{cpu_row, f, find, markdown_summary};
+use crate::origin_bench::results::Results;
 
-use crate::load::RunStats;
-use crate::{Hashing, Overload, Results, Scenario, TargetCheck};
-
-/// Cached read p99 at half saturation, ms.
-const CACHED_P99_MS: f64 = 5.0;
-/// Deep page p99 ≤ this × page 1 p99.
-const DEEP_RATIO: f64 = 2.0;
-/// Login saturation ≥ this share of the hashing limit.
-const LOGIN_SHARE: f64 = 0.9;
-/// 503 p99 under overload, ms.
-const OVERLOAD_503_P99_MS: f64 = 10.0;
-
-fn find<'a>(scenarios: &'a [Scenario], name: &str) -> Option<&'a Scenario> {
-    scenarios.iter().find(|s| s.name == name)
-}
-
-pub fn check_targets(
-    scenarios: &[Scenario],
-    hashing: &Hashing,
-    overload: &Overload,
-) -> Vec<TargetCheck> {
-    let mut out = Vec::new();
-    if let Some(hit) = find(scenarios, "get_user_cache_hit") {
-        let p99 = hit.half_rate.latency.p99_ms;
-        out.push(TargetCheck {
-            target: "cached read (GET /users/{id}, cache hit) p99 ≤ 5 ms at half saturation"
-                .to_owned(),
-            measured: format!(
-                "p99 {p99:.2} ms at {:.0} req/s",
-                hit.half_rate.target_rps.unwrap_or_default()
-            ),
-            pass: p99 <= CACHED_P99_MS && hit.half_rate.errors == 0,
-        });
-    }
-    if let (Some(p1), Some(deep)) = (
-        find(scenarios, "list_page_1"),
-        find(scenarios, "list_deep_page"),
-    ) {
-        let (a, b) = (p1.half_rate.latency.p99_ms, deep.half_rate.latency.p99_ms);
-        let ratio = b / a.max(1e-6);
-        out.push(TargetCheck {
-            target: "page 10 000 p99 ≤ 2 × page 1 p99 (each at half its saturation)".to_owned(),
-            measured: format!(
-                "{b:.2} ms vs {a:.2} ms = {ratio:.2}× (at saturation: {:.2} vs {:.2} ms)",
-                deep.saturation.latency.p99_ms, p1.saturation.latency.p99_ms
-            ),
-            pass: ratio <= DEEP_RATIO && deep.half_rate.errors == 0,
-        });
-    }
-    if let Some(login) = find(scenarios, "login") {
-        let share = login.saturation.ok_rps / hashing.limit_rps.max(1e-9);
-        out.push(TargetCheck {
-            target: "login saturation ≥ 90 % of the hashing limit (cores ÷ one hash)".to_owned(),
-            measured: format!(
-                "{:.1} logins/s of {:.1} = {:.0} %",
-                login.saturation.ok_rps,
-                hashing.limit_rps,
-                share * 100.0
-            ),
-            pass: share >= LOGIN_SHARE,
-        });
-    }
-    let p99 = overload.p99_503_ms;
-    out.push(TargetCheck {
-        target: "login overload (open loop at 2 × limit): 503 p99 < 10 ms".to_owned(),
-        measured: match p99 {
-            Some(p) => format!(
-                "503 p99 {p:.1} ms (p50 {:.1} ms), {:.0} % of answers were 503",
-                overload.p50_503_ms.unwrap_or_default(),
-                overload.share_503 * 100.0
-            ),
-            None => "no 503 answer at all".to_owned(),
-        },
-        pass: p99.is_some_and(|p| p < OVERLOAD_503_P99_MS),
-    });
-    out
-}
-
-/// Rewrites the markdown report from a results file (targets re-checked); returns the summary.
-pub fn render(json_path: &Path, md_path: &Path) -> anyhow::Result<String> {
-    let raw = std::fs::read_to_string(json_path)
-        .with_context(|| format!("read {}", json_path.display()))?;
-    let mut results: Results =
-        serde_json::from_str(&raw).with_context(|| format!("parse {}", json_path.display()))?;
-    results.targets = check_targets(&results.scenarios, &results.hashing, &results.overload);
-    std::fs::write(md_path, markdown(&results))
-        .with_context(|| format!("write {}", md_path.display()))?;
-    Ok(markdown_summary(&results))
-}
-
-pub fn write(results: &Results, json_path: &Path, md_path: &Path) -> anyhow::Result<()> {
-    for p in [json_path, md_path] {
-        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        }
-    }
-    let json = serde_json::to_string_pretty(results)?;
-    std::fs::write(json_path, json + "\n")
-        .with_context(|| format!("write {}", json_path.display()))?;
-    std::fs::write(md_path, markdown(results))
-        .with_context(|| format!("write {}", md_path.display()))?;
-    Ok(())
-}
-
-fn pass(p: bool) -> &'static str {
-    if p { "**PASS**" } else { "**MISS**" }
-}
-
-fn f(x: f64) -> String {
-    if x >= 100.0 {
-        format!("{x:.0}")
-    } else if x >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    }
-}
-
-fn errors(r: &RunStats) -> String {
-    if r.errors == 0 {
-        "0".to_owned()
-    } else {
-        let kinds: Vec<String> = r
-            .error_kinds
-            .iter()
-            .map(|(k, n)| format!("{n}× {k}"))
-            .collect();
-        format!("{} ({})", r.errors, kinds.join(", "))
-    }
-}
-
-/// The results and targets tables (also printed at the end of a run).
-pub fn markdown_summary(r: &Results) -> String {
+/// The report of `r`.
+pub fn markdown(r: &Results) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "| scenario | saturation: req/s (C) | p50 ms | p99 ms | fixed rate: target → achieved req/s | p50 ms | p99 ms | errors (sat / fixed) |"
-    );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|");
-    for sc in &r.scenarios {
-        let (a, b) = (&sc.saturation, &sc.half_rate);
-        let _ = writeln!(
-            s,
-            "| {} | {} ({}) | {} | {} | {} → {} | {} | {} | {} / {} |",
-            sc.title,
-            f(a.ok_rps),
-            a.concurrency.unwrap_or_default(),
-            f(a.latency.p50_ms),
-            f(a.latency.p99_ms),
-            f(b.target_rps.unwrap_or_default()),
-            f(b.throughput_rps),
-            f(b.latency.p50_ms),
-            f(b.latency.p99_ms),
-            errors(a),
-            errors(b),
-        );
-    }
-    let o = &r.overload;
-    let _ = writeln!(
-        s,
-        "| login overload (open loop, 2 × limit, {:.0} s) | — | — | — | {} → {} | {} | {} | {} |",
-        r.params["run"]["overload_duration_s"]
-            .as_f64()
-            .unwrap_or_default(),
-        f(o.rate_rps),
-        f(o.stats.throughput_rps),
-        f(o.stats.latency.p50_ms),
-        f(o.stats.latency.p99_ms),
-        errors(&o.stats),
-    );
+    how_it_was_run(&mut s, r);
+    let _ = writeln!(s, "## Results\n");
+    s.push_str(&markdown_summary(r));
     let _ = writeln!(s);
-    let _ = writeln!(s, "| target | measured | result |");
-    let _ = writeln!(s, "|---|---|---|");
-    for t in &r.targets {
-        let _ = writeln!(s, "| {} | {} | {} |", t.target, t.measured, pass(t.pass));
-    }
+
+    scenarios(&mut s, r);
+    hashing_and_overload(&mut s, r);
+    where_the_cpu_went(&mut s, r);
+    notes(&mut s);
     s
 }
 
-fn cpu_row(name: &str, r: &RunStats) -> Option<String> {
-    let c = r.cpu.as_ref()?;
-    Some(format!(
-        "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
-        f(c.machine_busy),
-        f(c.origin_async),
-        f(c.origin_argon2),
-        f(c.loadgen),
-        f(c.bench_other_threads),
-        f(c.postgres),
-        f(c.redis),
-        f(c.foreign),
-    ))
-}
-
-fn markdown(r: &Results) -> String {
+/// The title and how the run was made: when, on what, with which data, origin and load.
+fn how_it_was_run(s: &mut String, r: &Results) {
     let m = &r.machine;
-    let p = &r.params;
-    let origin = &p["origin"];
-    let run = &p["run"];
-    let mut s = String::new();
+    let origin = &r.params["origin"];
+    let run = &r.params["run"];
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(
         s,
@@ -271,11 +92,10 @@ fn markdown(r: &Results) -> String {
          send time (no coordinated omission). Throughput counts answers with the expected status.\n",
         m["nproc"], run["warmup_s"], run["duration_s"], run["duration_s"]
     );
+}
 
-    let _ = writeln!(s, "## Results\n");
-    s.push_str(&markdown_summary(r));
-    let _ = writeln!(s);
-
+/// What each scenario sends, the listing plans, and how the cache miss is forced.
+fn scenarios(s: &mut String, r: &Results) {
     let _ = writeln!(s, "## Scenarios\n");
     for sc in &r.scenarios {
         let _ = writeln!(s, "- **{}** — {}.", sc.title, sc.request);
@@ -312,7 +132,12 @@ fn markdown(r: &Results) -> String {
         );
     }
     let _ = writeln!(s);
+}
 
+/// The hashing limit, login against it, and the overload run.
+fn hashing_and_overload(s: &mut String, r: &Results) {
+    let m = &r.machine;
+    let run = &r.params["run"];
     let h = &r.hashing;
     let _ = writeln!(s, "## Hashing limit and overload\n");
     // Results written before the second timing existed have only the first.
@@ -420,7 +245,10 @@ fn markdown(r: &Results) -> String {
         );
     }
     let _ = writeln!(s);
+}
 
+/// The CPU table: each measured run's cores, by consumer.
+fn where_the_cpu_went(s: &mut String, r: &Results) {
     let _ = writeln!(s, "## Where the CPU went\n");
     let _ = writeln!(
         s,
@@ -442,11 +270,14 @@ fn markdown(r: &Results) -> String {
             let _ = writeln!(s, "{row}");
         }
     }
-    if let Some(row) = cpu_row("login overload", &o.stats) {
+    if let Some(row) = cpu_row("login overload", &r.overload.stats) {
         let _ = writeln!(s, "{row}");
     }
     let _ = writeln!(s);
+}
 
+/// The notes and how to reproduce the run.
+fn notes(s: &mut String) {
     let _ = writeln!(s, "## Notes\n");
     let _ = writeln!(
         s,
@@ -467,5 +298,4 @@ fn markdown(r: &Results) -> String {
          durations, concurrency). Figures from a busy or small machine vary by tens of per cent \
          between runs: compare runs on the same machine, and check the *other processes* column."
     );
-    s
 }

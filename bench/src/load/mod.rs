@@ -5,17 +5,21 @@
 //! latency is measured from that time (or from the actual send, if it left early), so a slow
 //! server cannot slow the arrival of requests and hide its own queueing (no coordinated
 //! omission).
+//!
+//! [`Target`] says what to send; [`closed`] and [`open`] drive it; `stats` keeps what came back
+//! and turns it into [`RunStats`].
 
-use std::collections::BTreeMap;
+mod stats;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use anyhow::bail;
 use tokio::task::JoinSet;
 
-use crate::cpu::CpuUse;
+use self::stats::Recorder;
+pub use self::stats::{Latency, RunStats};
 use crate::figures::round3;
 
 /// Builds the request with sequence number `k` of a target.
@@ -64,6 +68,27 @@ impl Target {
             Err(e) => (0, Some(format!("transport: {}", kind_of(&e)))),
         }
     }
+
+    /// Sends one request and fails unless it gets the expected status: a check before a run.
+    pub async fn probe(&self, what: &str) -> anyhow::Result<()> {
+        let k = self.seq.fetch_add(1, Ordering::Relaxed);
+        let resp = (self.make)(k).send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        if status != self.expect {
+            bail!("{what}: expected {}, got {status}: {text}", self.expect);
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("expect", &self.expect)
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
 }
 
 fn kind_of(e: &reqwest::Error) -> &'static str {
@@ -75,145 +100,6 @@ fn kind_of(e: &reqwest::Error) -> &'static str {
         "body"
     } else {
         "request"
-    }
-}
-
-/// Latencies in microseconds.
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
-}
-
-#[derive(Debug, Default)]
-struct Recorder {
-    by_status: BTreeMap<u16, Histogram<u64>>,
-    errors: BTreeMap<String, u64>,
-}
-
-impl Recorder {
-    fn record(&mut self, status: u16, latency: Duration, error: Option<String>) {
-        let us = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.by_status
-            .entry(status)
-            .or_insert_with(histogram)
-            .saturating_record(us);
-        if let Some(e) = error {
-            *self.errors.entry(e).or_default() += 1;
-        }
-    }
-
-    fn merge(&mut self, other: Self) {
-        for (status, h) in other.by_status {
-            let mine = self.by_status.entry(status).or_insert_with(histogram);
-            let _ = mine.add(h);
-        }
-        for (e, n) in other.errors {
-            *self.errors.entry(e).or_default() += n;
-        }
-    }
-
-    fn all(&self) -> Histogram<u64> {
-        let mut all = histogram();
-        for h in self.by_status.values() {
-            let _ = all.add(h);
-        }
-        all
-    }
-}
-
-/// Percentiles of one histogram, in milliseconds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Latency {
-    pub count: u64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-    pub mean_ms: f64,
-}
-
-fn ms(us: u64) -> f64 {
-    round3(us as f64 / 1000.0)
-}
-
-impl Latency {
-    fn of(h: &Histogram<u64>) -> Self {
-        Self {
-            count: h.len(),
-            p50_ms: ms(h.value_at_quantile(0.50)),
-            p90_ms: ms(h.value_at_quantile(0.90)),
-            p99_ms: ms(h.value_at_quantile(0.99)),
-            p999_ms: ms(h.value_at_quantile(0.999)),
-            max_ms: ms(h.max()),
-            mean_ms: round3(h.mean() / 1000.0),
-        }
-    }
-}
-
-/// The outcome of one run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunStats {
-    /// `closed` (saturation) or `open` (fixed rate).
-    pub mode: String,
-    pub concurrency: Option<usize>,
-    pub target_rps: Option<f64>,
-    /// Requests dispatched per second (open loop).
-    pub sent_rps: Option<f64>,
-    /// Largest delay of a send behind its schedule, ms (open loop; counted in the latencies).
-    pub max_send_lag_ms: Option<f64>,
-    /// From the first send to the last answer.
-    pub elapsed_s: f64,
-    pub requests: u64,
-    /// Answers with the expected status.
-    pub ok: u64,
-    pub errors: u64,
-    /// Answers per second.
-    pub throughput_rps: f64,
-    pub ok_rps: f64,
-    /// Every answer.
-    pub latency: Latency,
-    /// Per status code (`0` = transport error).
-    pub by_status: BTreeMap<String, Latency>,
-    /// Counts of each kind of unexpected answer: `"<status> <problem type>"` or transport.
-    pub error_kinds: BTreeMap<String, u64>,
-    /// CPU used during the run, in cores.
-    pub cpu: Option<CpuUse>,
-}
-
-impl RunStats {
-    fn from(rec: &Recorder, expect: u16, elapsed: Duration) -> Self {
-        let all = rec.all();
-        let requests = all.len();
-        let ok = rec.by_status.get(&expect).map_or(0, Histogram::len);
-        let secs = elapsed.as_secs_f64().max(1e-9);
-        Self {
-            mode: "closed".to_owned(),
-            concurrency: None,
-            target_rps: None,
-            sent_rps: None,
-            max_send_lag_ms: None,
-            elapsed_s: round3(secs),
-            requests,
-            ok,
-            errors: requests - ok,
-            throughput_rps: round3(requests as f64 / secs),
-            ok_rps: round3(ok as f64 / secs),
-            latency: Latency::of(&all),
-            by_status: rec
-                .by_status
-                .iter()
-                .map(|(s, h)| (s.to_string(), Latency::of(h)))
-                .collect(),
-            error_kinds: rec.errors.clone(),
-            cpu: None,
-        }
-    }
-
-    /// Latency of the answers with `status`, if any.
-    pub fn status(&self, status: u16) -> Option<&Latency> {
-        self.by_status.get(&status.to_string())
     }
 }
 
@@ -305,16 +191,7 @@ pub async fn open(target: &Target, rate: f64, duration: Duration) -> RunStats {
     }
     let rec = match Arc::try_unwrap(rec) {
         Ok(m) => m.into_inner().unwrap_or_default(),
-        Err(shared) => {
-            let mut copy = Recorder::default();
-            if let Ok(r) = shared.lock() {
-                copy.merge(Recorder {
-                    by_status: r.by_status.clone(),
-                    errors: r.errors.clone(),
-                });
-            }
-            copy
-        }
+        Err(shared) => shared.lock().map(|r| r.clone()).unwrap_or_default(),
     };
     let mut stats = RunStats::from(&rec, target.expect, end.saturating_duration_since(start));
     stats.mode = "open".to_owned();

@@ -1,0 +1,115 @@
+//! `bench/results.json` and the generated `docs/benchmarks.md`.
+//!
+//! This module checks the targets and writes the files; `tables` makes the results and targets
+//! tables and holds the formatting, `markdown` the whole report around them.
+
+mod markdown;
+mod tables;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use self::markdown::markdown;
+use self::tables::find;
+pub use self::tables::markdown_summary;
+use super::results::{Hashing, Overload, Results, Scenario, TargetCheck};
+
+/// Rewrites the markdown report from a results file (targets re-checked); returns the summary.
+pub fn render(json_path: &Path, md_path: &Path) -> anyhow::Result<String> {
+    let raw = std::fs::read_to_string(json_path)
+        .with_context(|| format!("read {}", json_path.display()))?;
+    let mut results: Results =
+        serde_json::from_str(&raw).with_context(|| format!("parse {}", json_path.display()))?;
+    results.targets = check_targets(&results.scenarios, &results.hashing, &results.overload);
+    std::fs::write(md_path, markdown(&results))
+        .with_context(|| format!("write {}", md_path.display()))?;
+    Ok(markdown_summary(&results))
+}
+
+/// Writes the results as JSON and the report as markdown, creating their directories.
+pub fn write(results: &Results, json_path: &Path, md_path: &Path) -> anyhow::Result<()> {
+    for p in [json_path, md_path] {
+        if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        }
+    }
+    let json = serde_json::to_string_pretty(results)?;
+    std::fs::write(json_path, json + "\n")
+        .with_context(|| format!("write {}", json_path.display()))?;
+    std::fs::write(md_path, markdown(results))
+        .with_context(|| format!("write {}", md_path.display()))?;
+    Ok(())
+}
+
+/// Cached read p99 at half saturation, ms.
+const CACHED_P99_MS: f64 = 5.0;
+/// Deep page p99 ≤ this × page 1 p99.
+const DEEP_RATIO: f64 = 2.0;
+/// Login saturation ≥ this share of the hashing limit.
+const LOGIN_SHARE: f64 = 0.9;
+/// 503 p99 under overload, ms.
+const OVERLOAD_503_P99_MS: f64 = 10.0;
+
+/// Checks each target the run has the figures for.
+pub fn check_targets(
+    scenarios: &[Scenario],
+    hashing: &Hashing,
+    overload: &Overload,
+) -> Vec<TargetCheck> {
+    let mut out = Vec::new();
+    if let Some(hit) = find(scenarios, "get_user_cache_hit") {
+        let p99 = hit.half_rate.latency.p99_ms;
+        out.push(TargetCheck {
+            target: "cached read (GET /users/{id}, cache hit) p99 ≤ 5 ms at half saturation"
+                .to_owned(),
+            measured: format!(
+                "p99 {p99:.2} ms at {:.0} req/s",
+                hit.half_rate.target_rps.unwrap_or_default()
+            ),
+            pass: p99 <= CACHED_P99_MS && hit.half_rate.errors == 0,
+        });
+    }
+    if let (Some(p1), Some(deep)) = (
+        find(scenarios, "list_page_1"),
+        find(scenarios, "list_deep_page"),
+    ) {
+        let (a, b) = (p1.half_rate.latency.p99_ms, deep.half_rate.latency.p99_ms);
+        let ratio = b / a.max(1e-6);
+        out.push(TargetCheck {
+            target: "page 10 000 p99 ≤ 2 × page 1 p99 (each at half its saturation)".to_owned(),
+            measured: format!(
+                "{b:.2} ms vs {a:.2} ms = {ratio:.2}× (at saturation: {:.2} vs {:.2} ms)",
+                deep.saturation.latency.p99_ms, p1.saturation.latency.p99_ms
+            ),
+            pass: ratio <= DEEP_RATIO && deep.half_rate.errors == 0,
+        });
+    }
+    if let Some(login) = find(scenarios, "login") {
+        let share = login.saturation.ok_rps / hashing.limit_rps.max(1e-9);
+        out.push(TargetCheck {
+            target: "login saturation ≥ 90 % of the hashing limit (cores ÷ one hash)".to_owned(),
+            measured: format!(
+                "{:.1} logins/s of {:.1} = {:.0} %",
+                login.saturation.ok_rps,
+                hashing.limit_rps,
+                share * 100.0
+            ),
+            pass: share >= LOGIN_SHARE,
+        });
+    }
+    let p99 = overload.p99_503_ms;
+    out.push(TargetCheck {
+        target: "login overload (open loop at 2 × limit): 503 p99 < 10 ms".to_owned(),
+        measured: match p99 {
+            Some(p) => format!(
+                "503 p99 {p:.1} ms (p50 {:.1} ms), {:.0} % of answers were 503",
+                overload.p50_503_ms.unwrap_or_default(),
+                overload.share_503 * 100.0
+            ),
+            None => "no 503 answer at all".to_owned(),
+        },
+        pass: p99.is_some_and(|p| p < OVERLOAD_503_P99_MS),
+    });
+    out
+}
