@@ -13,6 +13,8 @@
 //! - [`cursor`]: opaque keyset-pagination cursors.
 //! - [`model`]: the JSON views of users and roles.
 //! - [`ratelimit`]: GCRA quotas and login-failure lock-outs.
+//! - [`wire`]: the edge↔origin contract: header names, body limit, request-id and bearer rules,
+//!   rate-limit headers, the revocation echo and feed.
 
 pub mod cursor;
 pub mod fields;
@@ -24,6 +26,7 @@ pub mod perms;
 pub mod problem;
 pub mod ratelimit;
 pub mod token;
+pub mod wire;
 
 /// Seconds since the Unix epoch. Time is always passed in, never read, inside `core`.
 pub type UnixSeconds = i64;

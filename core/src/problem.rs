@@ -1,7 +1,7 @@
 //! The error vocabulary shared by both tiers and its RFC 9457 rendering.
 //!
-//! [`ErrorCode`] carries no HTTP status: each tier maps codes to statuses in one `match`,
-//! so an error made at the edge looks exactly like one made at the origin.
+//! Each [`ErrorCode`] has one HTTP status ([`ErrorCode::status`], a plain `u16`), one title and,
+//! for most, one detail, so an error made at the edge looks exactly like one made at the origin.
 
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,33 @@ impl ErrorCode {
 }
 
 impl ErrorCode {
+    /// The HTTP status every tier answers this code with (RFC 9110 §15 unless noted).
+    pub fn status(self) -> u16 {
+        match self {
+            // 400: the request cannot be read, or names a cursor or reset token that is not
+            // (or no longer) valid.
+            Self::MalformedRequest | Self::InvalidCursor | Self::InvalidResetToken => 400,
+            // 401: no usable credentials (RFC 6750 §3.1 for the token cases).
+            Self::Unauthenticated
+            | Self::InvalidToken
+            | Self::InvalidCredentials
+            | Self::InvalidGrant => 401,
+            Self::Forbidden | Self::RegistrationDisabled => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
+            Self::PreconditionFailed => 412,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::ValidationFailed => 422,
+            // RFC 6585 §3 and §4.
+            Self::PreconditionRequired => 428,
+            Self::RateLimited => 429,
+            Self::Internal => 500,
+            Self::Overloaded | Self::Unavailable => 503,
+        }
+    }
+
     /// The detail of codes whose detail never varies, so every tier words them alike; for the
     /// others, the title (tiers then pass a specific detail).
     pub fn detail(self) -> &'static str {
@@ -186,5 +213,62 @@ mod tests {
         );
         let plain = serde_json::to_value(Problem::new(ErrorCode::NotFound, 404, "x")).unwrap();
         assert!(plain.get("errors").is_none());
+    }
+
+    #[test]
+    fn every_code_has_its_status() {
+        use ErrorCode as E;
+        let table = [
+            (E::MalformedRequest, 400),
+            (E::InvalidCursor, 400),
+            (E::Unauthenticated, 401),
+            (E::InvalidToken, 401),
+            (E::InvalidCredentials, 401),
+            (E::InvalidGrant, 401),
+            (E::Forbidden, 403),
+            (E::RegistrationDisabled, 403),
+            (E::NotFound, 404),
+            (E::MethodNotAllowed, 405),
+            (E::Conflict, 409),
+            (E::PreconditionFailed, 412),
+            (E::PreconditionRequired, 428),
+            (E::PayloadTooLarge, 413),
+            (E::UnsupportedMediaType, 415),
+            (E::ValidationFailed, 422),
+            (E::InvalidResetToken, 400),
+            (E::RateLimited, 429),
+            (E::Overloaded, 503),
+            (E::Unavailable, 503),
+            (E::Internal, 500),
+        ];
+        for (code, status) in table {
+            assert_eq!(code.status(), status, "{}", code.code());
+            // The variant is listed once: a new variant must be added here to compile.
+            match code {
+                E::MalformedRequest
+                | E::InvalidCursor
+                | E::Unauthenticated
+                | E::InvalidToken
+                | E::InvalidCredentials
+                | E::InvalidGrant
+                | E::Forbidden
+                | E::RegistrationDisabled
+                | E::NotFound
+                | E::MethodNotAllowed
+                | E::Conflict
+                | E::PreconditionFailed
+                | E::PreconditionRequired
+                | E::PayloadTooLarge
+                | E::UnsupportedMediaType
+                | E::ValidationFailed
+                | E::InvalidResetToken
+                | E::RateLimited
+                | E::Overloaded
+                | E::Unavailable
+                | E::Internal => {}
+            }
+        }
+        let codes: std::collections::HashSet<_> = table.iter().map(|(c, _)| *c).collect();
+        assert_eq!(codes.len(), table.len(), "each code once");
     }
 }

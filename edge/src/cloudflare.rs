@@ -22,6 +22,7 @@ use futures::future::{Either, select};
 use serde::{Deserialize, Serialize};
 use users_core::problem::ErrorCode;
 use users_core::ratelimit::{Decision, Quota, gcra};
+use users_core::wire::BODY_MAX;
 use uuid::Uuid;
 use worker::{
     Cache, Context, Date, Delay, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit,
@@ -29,7 +30,7 @@ use worker::{
 };
 
 use crate::config::EdgeConfig;
-use crate::pipeline::{BODY_MAX, Edge, declares_oversized_body, problem};
+use crate::pipeline::{Edge, declares_oversized_body, problem};
 use crate::ports::{
     CachedProfile, Origin, OriginError, Platform, ProfileCache, RateLimiter, RevocationStore,
     RevocationView,
@@ -83,7 +84,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .headers()
         .get("cf-connecting-ip")?
         .and_then(|ip| ip.parse::<IpAddr>().ok());
-    let refuse = |req: &Request, code, status| {
+    let refuse = |req: &Request, code| {
         let mut headers = http::HeaderMap::new();
         for (name, value) in req.headers().entries() {
             if let (Ok(n), Ok(v)) = (
@@ -93,30 +94,18 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 headers.append(n, v);
             }
         }
-        into_worker(edge.refuse(&headers, problem::problem(code, status)))
+        into_worker(edge.refuse(&headers, problem::problem(code)))
     };
     if declares_oversized_body(req.headers().get("content-length")?.as_deref()) {
-        return refuse(
-            &req,
-            ErrorCode::PayloadTooLarge,
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-        );
+        return refuse(&req, ErrorCode::PayloadTooLarge);
     }
     let request = match into_http(&mut req).await {
         Ok(r) if r.body().len() > BODY_MAX => {
-            return refuse(
-                &req,
-                ErrorCode::PayloadTooLarge,
-                http::StatusCode::PAYLOAD_TOO_LARGE,
-            );
+            return refuse(&req, ErrorCode::PayloadTooLarge);
         }
         Ok(r) => r,
         Err(_) => {
-            return refuse(
-                &req,
-                ErrorCode::MalformedRequest,
-                http::StatusCode::BAD_REQUEST,
-            );
+            return refuse(&req, ErrorCode::MalformedRequest);
         }
     };
     into_worker(edge.handle(request, client_ip).await)

@@ -30,7 +30,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::future::{Either, join, join_all, select};
-use http::StatusCode;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FullBody, Request};
@@ -44,10 +43,11 @@ use spin_sdk::wasip3::{wit_future, wit_stream};
 use users_core::problem::ErrorCode;
 use users_core::ratelimit::{Decision, Quota, gcra};
 use users_core::token::{Jwks, KeySet};
+use users_core::wire::BODY_MAX;
 use uuid::Uuid;
 
 use crate::config::{EdgeConfig, SETTINGS};
-use crate::pipeline::{BODY_MAX, Edge, declares_oversized_body, problem};
+use crate::pipeline::{Edge, declares_oversized_body, problem};
 use crate::ports::{
     CachedProfile, Origin, OriginError, Platform, ProfileCache, RateLimiter, RevocationStore,
     RevocationView,
@@ -180,8 +180,8 @@ fn client_ip(headers: &http::HeaderMap) -> Option<IpAddr> {
 async fn into_http(
     req: Request,
 ) -> Result<http::Request<Bytes>, (http::Response<Bytes>, http::HeaderMap)> {
-    let too_large = || problem::problem(ErrorCode::PayloadTooLarge, StatusCode::PAYLOAD_TOO_LARGE);
-    let malformed = || problem::problem(ErrorCode::MalformedRequest, StatusCode::BAD_REQUEST);
+    let too_large = || problem::problem(ErrorCode::PayloadTooLarge);
+    let malformed = || problem::problem(ErrorCode::MalformedRequest);
     let (parts, body) = req.into_parts();
     let declared = parts.headers.get(http::header::CONTENT_LENGTH);
     if declares_oversized_body(declared.and_then(|v| v.to_str().ok())) {

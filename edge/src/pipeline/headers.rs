@@ -3,22 +3,16 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
 use users_core::ratelimit::{Decision, Quota};
+use users_core::wire;
 use uuid::Uuid;
 
 use crate::config::EdgeConfig;
 
-/// The header carrying the edge's shared secret to the origin.
-pub const EDGE_SECRET: &str = "x-edge-secret";
-/// The origin's revocation echo (stripped before answering).
-pub const REVOKED: &str = "x-users-revoked";
-/// Longest accepted client request id.
-const REQUEST_ID_MAX: usize = 128;
-
 /// Headers a client may not set: the edge sets them itself.
 const INTERNAL: [&str; 5] = [
-    EDGE_SECRET,
-    REVOKED,
-    "x-forwarded-for",
+    wire::EDGE_SECRET,
+    wire::REVOKED,
+    wire::FORWARDED_FOR,
     "x-real-ip",
     "forwarded",
 ];
@@ -35,23 +29,16 @@ const HOP_BY_HOP: [&str; 9] = [
     "content-length",
 ];
 
-/// A well-formed client request id (1–128 of `[A-Za-z0-9._:-]`), if any.
+/// A well-formed client request id ([`wire::is_valid_request_id`]), if any.
 pub fn request_id(h: &HeaderMap) -> Option<String> {
-    let v = h.get("x-request-id")?.to_str().ok()?;
-    let ok = !v.is_empty()
-        && v.len() <= REQUEST_ID_MAX
-        && v.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'));
-    ok.then(|| v.to_owned())
+    let v = h.get(wire::REQUEST_ID)?.to_str().ok()?;
+    wire::is_valid_request_id(v.as_bytes()).then(|| v.to_owned())
 }
 
-/// The bearer token, if the request has one.
+/// The bearer token ([`wire::bearer_token`]), if the request has one.
 pub fn bearer(h: &HeaderMap) -> Option<String> {
     let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    wire::bearer_token(v).ok().map(str::to_owned)
 }
 
 /// The request as it goes to the origin: internal and hop-by-hop headers replaced.
@@ -69,9 +56,9 @@ pub fn to_origin(
     if let Ok(uri) = format!("{}{path}", cfg.origin_url).parse() {
         parts.uri = uri;
     }
-    set(&mut parts.headers, "x-forwarded-for", ip);
-    set(&mut parts.headers, "x-request-id", request_id);
-    set(&mut parts.headers, EDGE_SECRET, &cfg.edge_secret);
+    set(&mut parts.headers, wire::FORWARDED_FOR, ip);
+    set(&mut parts.headers, wire::REQUEST_ID, request_id);
+    set(&mut parts.headers, wire::EDGE_SECRET, &cfg.edge_secret);
     Request::from_parts(parts, body)
 }
 
@@ -82,7 +69,7 @@ pub fn internal_get(cfg: &EdgeConfig, path: &str) -> Request<Bytes> {
     if let Ok(uri) = format!("{}{path}", cfg.origin_url).parse() {
         *req.uri_mut() = uri;
     }
-    set(req.headers_mut(), EDGE_SECRET, &cfg.edge_secret);
+    set(req.headers_mut(), wire::EDGE_SECRET, &cfg.edge_secret);
     req
 }
 
@@ -92,19 +79,14 @@ fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// Removes and parses the origin's revocation echo: `<uuid>:<sv>, …`.
+/// Removes and parses the origin's revocation echo ([`wire::parse_revoked`]).
 pub fn take_revocations(h: &mut HeaderMap) -> Vec<(Uuid, i64)> {
-    let mut out = Vec::new();
-    for value in h.get_all(REVOKED) {
-        for item in value.to_str().unwrap_or_default().split(',') {
-            if let Some((id, sv)) = item.trim().split_once(':')
-                && let (Ok(id), Ok(sv)) = (Uuid::parse_str(id), sv.parse::<i64>())
-            {
-                out.push((id, sv));
-            }
-        }
-    }
-    h.remove(REVOKED);
+    let out = h
+        .get_all(wire::REVOKED)
+        .iter()
+        .flat_map(|value| wire::parse_revoked(value.to_str().unwrap_or_default()))
+        .collect();
+    h.remove(wire::REVOKED);
     out
 }
 
@@ -115,16 +97,16 @@ pub fn from_origin(res: &mut Response<Bytes>) {
     }
 }
 
-/// `RateLimit-Policy` / `RateLimit` (IETF httpapi draft), as the origin writes them.
+/// `RateLimit-Policy` / `RateLimit` ([`wire::rate_limit_policy`], [`wire::rate_limit`]).
 pub fn quota(res: &mut Response<Bytes>, scope: &str, quota: Quota, d: &Decision) {
-    let policy = format!("\"{scope}\";q={};w={}", quota.limit, quota.window_secs());
-    let state = format!("\"{scope}\";r={};t={}", d.remaining, d.reset_secs());
+    let policy = wire::rate_limit_policy(scope, quota);
+    let state = wire::rate_limit(scope, d);
     if let (Ok(p), Ok(s)) = (
         HeaderValue::from_str(&policy),
         HeaderValue::from_str(&state),
     ) {
-        res.headers_mut().insert("ratelimit-policy", p);
-        res.headers_mut().insert("ratelimit", s);
+        res.headers_mut().insert(wire::RATELIMIT_POLICY, p);
+        res.headers_mut().insert(wire::RATELIMIT, s);
     }
 }
 
@@ -167,7 +149,7 @@ pub fn finish(res: &mut Response<Bytes>, request_id: &str, cors_origin: Option<&
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     let h = res.headers_mut();
-    set(h, "x-request-id", request_id);
+    set(h, wire::REQUEST_ID, request_id);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -16,23 +16,20 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use users_core::perms::Permission;
 use users_core::token::{Expectations, Jwks, KeySet, TokenError, Verified};
+use users_core::wire;
 use uuid::Uuid;
 
 use crate::config::EdgeConfig;
 use crate::ports::{CachedProfile, Origin, Platform, ProfileCache, RateLimiter, RevocationStore};
-pub use headers::{EDGE_SECRET, REVOKED};
 
 use routes::{Route, classify};
 
-/// Largest request body the edge accepts (the origin's own limit); adapters refuse larger ones
-/// with `413` before buffering them.
-pub const BODY_MAX: usize = 64 * 1024;
-
-/// Whether a request's `Content-Length` already says its body is over [`BODY_MAX`].
+/// Whether a request's `Content-Length` already says its body is over [`wire::BODY_MAX`]:
+/// adapters then refuse it with `413` before buffering it.
 pub fn declares_oversized_body(content_length: Option<&str>) -> bool {
     content_length
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > BODY_MAX as u64)
+        .is_some_and(|n| n > wire::BODY_MAX as u64)
 }
 
 /// How soon a key set fetched from the origin may be fetched again because a token named a
@@ -129,12 +126,7 @@ where
         match route {
             Route::Health => return json(StatusCode::OK, r#"{"status":"ok","tier":"edge"}"#),
             // The edge's secret would open these: clients never reach them.
-            Route::Internal => {
-                return problem::problem(
-                    users_core::problem::ErrorCode::NotFound,
-                    StatusCode::NOT_FOUND,
-                );
-            }
+            Route::Internal => return problem::problem(users_core::problem::ErrorCode::NotFound),
             _ => {}
         }
         let principal = match headers::bearer(req.headers()) {
@@ -146,11 +138,15 @@ where
         };
         let ip = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         let limited = match (&route, &principal) {
-            (Route::Auth, _) => Some((format!("ip:{ip}"), self.config.auth_ip_quota, "auth-ip")),
+            (Route::Auth, _) => Some((
+                format!("ip:{ip}"),
+                self.config.auth_ip_quota,
+                wire::SCOPE_AUTH_IP,
+            )),
             (_, Some(p)) => Some((
                 format!("user:{}", p.claims.sub),
                 self.config.user_quota,
-                "user",
+                wire::SCOPE_USER,
             )),
             _ => None,
         };
@@ -290,7 +286,7 @@ where
             };
             self.cache.put(id, &entry).await;
             res.headers_mut()
-                .insert("x-edge-cache", HeaderValue::from_static("miss"));
+                .insert(wire::EDGE_CACHE, HeaderValue::from_static("miss"));
         }
         headers::from_origin(&mut res);
         res
@@ -324,10 +320,7 @@ where
         let mut cursor = cursor;
         // A few pages at most per request; the next request continues.
         for _ in 0..5 {
-            let req = headers::internal_get(
-                &self.config,
-                &format!("/internal/revocations?since={cursor}&limit=1000"),
-            );
+            let req = headers::internal_get(&self.config, &wire::revocations_page_path(cursor));
             let page = match self.origin.send(req).await {
                 Ok(res) if res.status() == StatusCode::OK => {
                     serde_json::from_slice::<FeedPage>(res.body()).ok()
@@ -351,7 +344,7 @@ where
             for (u, _) in &events {
                 self.cache.purge(*u).await;
             }
-            let full = page.events.len() >= 1000;
+            let full = page.events.len() as i64 >= wire::REVOCATION_PAGE_MAX;
             cursor = page.next;
             if !full {
                 break;
@@ -372,7 +365,7 @@ where
                 return Some(keys.clone());
             }
         }
-        let req = headers::internal_get(&self.config, "/.well-known/jwks.json");
+        let req = headers::internal_get(&self.config, wire::JWKS_PATH);
         let fetched = match self.origin.send(req).await {
             Ok(res) if res.status() == StatusCode::OK => serde_json::from_slice::<Jwks>(res.body())
                 .ok()
@@ -429,10 +422,7 @@ fn cached_response(
     let matches = req_headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|c| c.trim() == "*" || c.trim().trim_start_matches("W/") == hit.etag)
-        });
+        .is_some_and(|v| wire::etag_matches(v, &hit.etag));
     let mut res = if matches {
         let mut r = Response::new(Bytes::new());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
@@ -450,10 +440,10 @@ fn cached_response(
     }
     res.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
+        HeaderValue::from_static(wire::PROFILE_CACHE_CONTROL),
     );
     res.headers_mut()
-        .insert("x-edge-cache", HeaderValue::from_static(how));
+        .insert(wire::EDGE_CACHE, HeaderValue::from_static(how));
     res
 }
 

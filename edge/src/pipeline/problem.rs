@@ -3,42 +3,46 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use users_core::problem::{ErrorCode, PROBLEM_JSON, Problem};
+use users_core::wire;
 
-/// A problem response.
-pub fn problem(code: ErrorCode, status: StatusCode) -> Response<Bytes> {
-    let body =
-        serde_json::to_vec(&Problem::new(code, status.as_u16(), code.detail())).unwrap_or_default();
+/// A problem response of kind `code`, with its fixed detail.
+pub fn problem(code: ErrorCode) -> Response<Bytes> {
+    with_detail(code, code.detail().to_owned())
+}
+
+/// A problem response of kind `code` with `detail`, answered with [`ErrorCode::status`].
+fn with_detail(code: ErrorCode, detail: String) -> Response<Bytes> {
+    let status = code.status();
+    let body = serde_json::to_vec(&Problem::new(code, status, detail)).unwrap_or_default();
     let mut res = Response::new(Bytes::from(body));
-    *res.status_mut() = status;
+    *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if let Some(challenge) = wire::www_authenticate(code) {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
     res
 }
 
 pub fn invalid_token() -> Response<Bytes> {
-    let mut res = problem(ErrorCode::InvalidToken, StatusCode::UNAUTHORIZED);
+    problem(ErrorCode::InvalidToken)
+}
+
+pub fn unavailable() -> Response<Bytes> {
+    let mut res = problem(ErrorCode::Unavailable);
     res.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+        header::RETRY_AFTER,
+        HeaderValue::from(wire::UNAVAILABLE_RETRY_AFTER_SECS),
     );
     res
 }
 
-pub fn unavailable() -> Response<Bytes> {
-    let mut res = problem(ErrorCode::Unavailable, StatusCode::SERVICE_UNAVAILABLE);
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    res
-}
-
 pub fn rate_limited(retry_after_secs: i64) -> Response<Bytes> {
-    let detail = format!("Too many requests; retry in {retry_after_secs} s.");
-    let body =
-        serde_json::to_vec(&Problem::new(ErrorCode::RateLimited, 429, detail)).unwrap_or_default();
-    let mut res = Response::new(Bytes::from(body));
-    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    let detail = wire::rate_limited_detail(retry_after_secs);
+    let mut res = with_detail(ErrorCode::RateLimited, detail);
     res.headers_mut().insert(
         header::RETRY_AFTER,
         HeaderValue::from(retry_after_secs.max(1)),

@@ -563,7 +563,8 @@ fn the_key_set_is_fetched_once_and_cached() {
 
 #[test]
 fn a_declared_length_over_the_body_limit_is_oversized() {
-    use super::{BODY_MAX, declares_oversized_body};
+    use super::declares_oversized_body;
+    use users_core::wire::BODY_MAX;
     assert!(!declares_oversized_body(None));
     assert!(!declares_oversized_body(Some("0")));
     assert!(!declares_oversized_body(Some(&BODY_MAX.to_string())));
