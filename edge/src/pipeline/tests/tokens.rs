@@ -1,0 +1,113 @@
+//! Tokens at the edge: verification, the key set, and revocations echoed by the origin or
+//! polled from its feed.
+
+use http::Method;
+use users_core::problem::{ErrorCode, Problem};
+use uuid::Uuid;
+
+use super::{header, world, world_with};
+
+#[test]
+fn bad_tokens_get_the_origins_401_without_reaching_it() {
+    let w = world();
+    let r = w.send(Method::GET, "/users/me", Some("not.a.jwt"), &[]);
+    assert_eq!(r.status(), 401);
+    let body: Problem = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(
+        body,
+        Problem::new(
+            ErrorCode::InvalidToken,
+            401,
+            ErrorCode::InvalidToken.detail()
+        )
+    );
+    assert_eq!(
+        header(&r, "www-authenticate"),
+        Some(r#"Bearer error="invalid_token""#)
+    );
+    assert_eq!(w.edge.origin.calls("/users/me"), 0);
+}
+
+#[test]
+fn the_key_set_is_fetched_once_and_cached() {
+    let w = world();
+    let token = w.token(Uuid::from_u128(1), 1, vec![]);
+    for _ in 0..3 {
+        w.send(Method::GET, "/users", Some(&token), &[]);
+    }
+    assert_eq!(w.edge.origin.calls("/.well-known/jwks.json"), 1);
+}
+
+#[test]
+fn a_revocation_echoed_by_the_origin_applies_at_once() {
+    let w = world();
+    let alice = Uuid::from_u128(1);
+    let token = w.token(alice, 1, vec![]);
+    *w.edge.origin.revoke_on_write.borrow_mut() = Some((alice, 2));
+    let r = w.send(Method::POST, "/auth/logout", Some(&token), &[]);
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("x-users-revoked").is_none(),
+        "the echo is internal"
+    );
+    let r = w.send(Method::GET, "/users/me", Some(&token), &[]);
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        w.send(
+            Method::GET,
+            "/users/me",
+            Some(&w.token(alice, 2, vec![])),
+            &[]
+        )
+        .status(),
+        200
+    );
+}
+
+#[test]
+fn revocations_made_elsewhere_apply_within_the_sync_interval() {
+    let w = world_with(&[("REVOCATION_SYNC_INTERVAL", "5")]);
+    let alice = Uuid::from_u128(1);
+    let token = w.token(alice, 1, vec![]);
+    assert_eq!(
+        w.send(Method::GET, "/users/me", Some(&token), &[]).status(),
+        200
+    );
+    w.edge.origin.feed.borrow_mut().push((7, alice, 2));
+    w.advance(1000);
+    // Within the interval the edge does not poll.
+    assert_eq!(
+        w.send(Method::GET, "/users/me", Some(&token), &[]).status(),
+        200
+    );
+    w.advance(5000);
+    // The due poll runs beside this request; what it learns applies from the next one.
+    w.send(Method::GET, "/users/me", Some(&token), &[]);
+    assert_eq!(
+        w.send(Method::GET, "/users/me", Some(&token), &[]).status(),
+        401
+    );
+    assert_eq!(w.edge.revocations.cursor.get().0, 7);
+}
+
+#[test]
+fn a_failing_feed_is_not_retried_by_every_request() {
+    let w = world_with(&[("REVOCATION_SYNC_INTERVAL", "5")]);
+    let token = w.token(Uuid::from_u128(1), 1, vec![]);
+    w.send(Method::GET, "/users", Some(&token), &[]);
+    w.edge.origin.down.set(true);
+    w.advance(6000);
+    let token = w.token(Uuid::from_u128(1), 1, vec![]);
+    for _ in 0..3 {
+        assert_eq!(
+            w.send(Method::GET, "/users", Some(&token), &[]).status(),
+            503
+        );
+    }
+    assert_eq!(
+        w.edge.origin.calls("/internal/revocations"),
+        2,
+        "one poll while up, one failed poll"
+    );
+    assert_eq!(w.edge.origin.calls("/users"), 4);
+}
