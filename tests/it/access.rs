@@ -4,7 +4,8 @@
 use serde_json::json;
 
 use crate::helpers::{
-    TestApp, TestUser, assert_problem, json_body, spawn_app, strong_password, unique_name,
+    Api as _, TestApp, TestUser, account_json, spawn_app, spawn_app_and_user, strong_password,
+    unique_name,
 };
 
 /// The user row as the database has it: (username, email, display_name, is_active, version).
@@ -21,16 +22,8 @@ async fn row_of(app: &TestApp, user: &TestUser) -> (String, String, Option<Strin
 }
 
 async fn roles_of(app: &TestApp, user: &TestUser) -> Vec<String> {
-    app.db
-        .query(
-            "SELECT role_name FROM user_roles WHERE user_id = $1 ORDER BY role_name",
-            &[&user.id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    let sql = "SELECT role_name FROM user_roles WHERE user_id = $1 ORDER BY role_name";
+    app.strings(sql, &[&user.id]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -39,16 +32,12 @@ async fn a_user_cannot_see_another_user_and_cannot_tell_it_exists() {
     let alice = app.new_user().await;
     let bob = app.new_user().await;
 
-    let other = assert_problem(app.get_user(&alice.access, bob.id).await, 404, "not-found").await;
-    let missing = assert_problem(
-        app.get_user(&alice.access, uuid::Uuid::now_v7()).await,
-        404,
-        "not-found",
-    )
-    .await;
+    let other = app.as_user(&alice).get_user(bob.id).await;
+    let missing = app.as_user(&alice).get_user(uuid::Uuid::now_v7()).await;
 
     assert_eq!(
-        other, missing,
+        other.assert_problem(404, "not-found"),
+        missing.assert_problem(404, "not-found"),
         "an existing user looks exactly like a missing one"
     );
 }
@@ -59,35 +48,24 @@ async fn a_user_cannot_modify_or_delete_another_user() {
     let alice = app.new_user().await;
     let bob = app.new_user().await;
     let before = row_of(&app, &bob).await;
-    let path = format!("/users/{}", bob.id);
+    let as_alice = app.as_user(&alice);
 
-    let patch = app
-        .patch_user(&alice.access, bob.id, &json!({"display_name": "pwned"}))
+    let patch = as_alice
+        .patch_user(bob.id, &json!({"display_name": "pwned"}))
         .await;
-    assert_problem(patch, 404, "not-found").await;
-    let password = app
-        .patch_user(
-            &alice.access,
-            bob.id,
-            &json!({"password": strong_password()}),
-        )
+    patch.assert_problem(404, "not-found");
+    let password = as_alice
+        .patch_user(bob.id, &json!({"password": strong_password()}))
         .await;
-    assert_problem(password, 404, "not-found").await;
-    let put = app
-        .put(&path)
-        .bearer_auth(&alice.access)
+    password.assert_problem(404, "not-found");
+    let put = as_alice
+        .put(&format!("/users/{}", bob.id))
         .json(&json!({"username": bob.username, "email": "alice-owns@example.com"}))
         .send()
-        .await
-        .unwrap();
-    assert_problem(put, 404, "not-found").await;
-    let delete = app
-        .delete(&path)
-        .bearer_auth(&alice.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(delete, 404, "not-found").await;
+        .await;
+    put.assert_problem(404, "not-found");
+    let delete = as_alice.delete_user(bob.id).await;
+    delete.assert_problem(404, "not-found");
 
     assert_eq!(row_of(&app, &bob).await, before, "bob is untouched");
     app.login(&bob.username, &bob.password).await;
@@ -96,45 +74,33 @@ async fn a_user_cannot_modify_or_delete_another_user() {
 #[tokio::test(flavor = "multi_thread")]
 async fn read_permission_alone_reads_but_cannot_write_others() {
     let app = spawn_app().await;
-    app.create_role("auditor", &["users:read"]).await;
-    let auditor = app.new_user_with_roles(&["auditor"]).await;
+    let auditor = app.new_auditor().await;
     let bob = app.new_user().await;
     let before = row_of(&app, &bob).await;
+    let as_auditor = app.as_user(&auditor);
 
-    json_body(app.get_user(&auditor.access, bob.id).await, 200).await;
-    let patch = app
-        .patch_user(&auditor.access, bob.id, &json!({"display_name": "x"}))
+    as_auditor.get_user(bob.id).await.expect_json(200);
+    let patch = as_auditor
+        .patch_user(bob.id, &json!({"display_name": "x"}))
         .await;
-    assert_problem(patch, 403, "forbidden").await;
-    let delete = app
-        .delete(&format!("/users/{}", bob.id))
-        .bearer_auth(&auditor.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(delete, 403, "forbidden").await;
+    patch.assert_problem(403, "forbidden");
+    let delete = as_auditor.delete_user(bob.id).await;
+    delete.assert_problem(403, "forbidden");
     assert_eq!(row_of(&app, &bob).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn listing_users_needs_users_read() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let resp = app
-        .get("/users")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.as_user(&user).list_users(&[]).await;
 
-    assert_problem(resp, 403, "forbidden").await;
+    resp.assert_problem(403, "forbidden");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn self_patch_of_roles_or_is_active_is_forbidden() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let before = row_of(&app, &user).await;
 
     for patch in [
@@ -142,56 +108,48 @@ async fn self_patch_of_roles_or_is_active_is_forbidden() {
         json!({"roles": ["user", "admin"], "display_name": "sneaky"}),
         json!({"is_active": false}),
     ] {
-        let resp = app.patch_user(&user.access, user.id, &patch).await;
-        assert_problem(resp, 403, "forbidden").await;
+        let resp = app.as_user(&user).patch_user(user.id, &patch).await;
+        resp.assert_problem(403, "forbidden");
     }
 
     assert_eq!(roles_of(&app, &user).await, vec!["user"]);
     assert_eq!(row_of(&app, &user).await, before, "no partial application");
     // The token still has no admin power.
-    let list = app
-        .get("/users")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(list, 403, "forbidden").await;
+    let list = app.as_user(&user).list_users(&[]).await;
+    list.assert_problem(403, "forbidden");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn self_put_cannot_grant_roles() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
     let resp = app
+        .as_user(&user)
         .put(&format!("/users/{}", user.id))
-        .bearer_auth(&user.access)
         .json(&json!({
             "username": user.username, "email": user.email, "roles": ["admin"], "is_active": true
         }))
         .send()
-        .await
-        .unwrap();
+        .await;
 
-    assert_problem(resp, 403, "forbidden").await;
+    resp.assert_problem(403, "forbidden");
     assert_eq!(roles_of(&app, &user).await, vec!["user"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nobody_may_change_server_managed_fields() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let before = row_of(&app, &user).await;
 
-    for token in [&user.access, &app.admin.access] {
+    for actor in [&user, &app.admin] {
         for patch in [
             json!({"id": uuid::Uuid::now_v7().to_string()}),
             json!({"created_at": "2000-01-01T00:00:00Z"}),
             json!({"updated_at": "2000-01-01T00:00:00Z"}),
             json!({"version": 999}),
         ] {
-            let resp = app.patch_user(token, user.id, &patch).await;
-            assert_problem(resp, 403, "forbidden").await;
+            let resp = app.as_user(actor).patch_user(user.id, &patch).await;
+            resp.assert_problem(403, "forbidden");
         }
     }
 
@@ -203,28 +161,18 @@ async fn registration_cannot_assign_roles() {
     let app = spawn_app().await;
     let username = unique_name("sneak");
 
-    let resp = app
-        .post("/auth/register")
-        .json(&json!({
-            "username": username, "email": format!("{username}@example.com"),
-            "password": strong_password(), "roles": ["admin"]
-        }))
-        .send()
-        .await
-        .unwrap();
+    let body = account_json(&username, json!({"roles": ["admin"]}));
+    let resp = app.post("/auth/register").json(&body).send().await;
 
     // Refused outright, like unknown fields elsewhere.
-    assert_problem(resp, 422, "validation-failed").await;
-    let admins: i64 = app
-        .db
-        .query_one(
+    resp.assert_problem(422, "validation-failed");
+    let admins = app
+        .count(
             "SELECT count(*) FROM user_roles ur JOIN users u ON u.id = ur.user_id \
              WHERE u.username = $1 AND ur.role_name = 'admin'",
             &[&username],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await;
     assert_eq!(admins, 0);
 }
 
@@ -236,31 +184,20 @@ async fn an_actor_may_grant_only_roles_within_its_own_permissions() {
     app.create_role("reader", &["users:read"]).await;
     let helper = app.new_user_with_roles(&["helpdesk"]).await;
     let bob = app.new_user().await;
+    let as_helper = app.as_user(&helper);
 
     // Within its permissions: allowed.
-    assert_eq!(
-        app.grant_role(&helper.access, bob.id, "reader")
-            .await
-            .status(),
-        204
-    );
+    let allowed = as_helper.grant_role(bob.id, "reader").await;
+    allowed.expect_status(204);
     // Beyond them: refused, for others and for itself.
-    assert_problem(
-        app.grant_role(&helper.access, bob.id, "admin").await,
-        403,
-        "forbidden",
-    )
-    .await;
-    assert_problem(
-        app.grant_role(&helper.access, helper.id, "admin").await,
-        403,
-        "forbidden",
-    )
-    .await;
-    let patch = app
-        .patch_user(&helper.access, bob.id, &json!({"roles": ["admin"]}))
+    for target in [bob.id, helper.id] {
+        let grant = as_helper.grant_role(target, "admin").await;
+        grant.assert_problem(403, "forbidden");
+    }
+    let patch = as_helper
+        .patch_user(bob.id, &json!({"roles": ["admin"]}))
         .await;
-    assert_problem(patch, 403, "forbidden").await;
+    patch.assert_problem(403, "forbidden");
 
     assert_eq!(roles_of(&app, &bob).await, vec!["reader", "user"]);
     assert_eq!(roles_of(&app, &helper).await, vec!["helpdesk"]);
@@ -268,29 +205,28 @@ async fn an_actor_may_grant_only_roles_within_its_own_permissions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn granting_roles_needs_users_update() {
-    let app = spawn_app().await;
-    app.create_role("auditor", &["users:read"]).await;
-    let alice = app.new_user().await;
-    let auditor = app.new_user_with_roles(&["auditor"]).await;
+    let (app, alice) = spawn_app_and_user().await;
+    let auditor = app.new_auditor().await;
     let bob = app.new_user().await;
+    let (as_alice, as_auditor) = (app.as_user(&alice), app.as_user(&auditor));
 
     // Without users:read the target's existence is not disclosed: 404, like GET.
-    let grant = app.grant_role(&alice.access, bob.id, "admin").await;
-    assert_problem(grant, 404, "not-found").await;
-    let self_grant = app.grant_role(&alice.access, alice.id, "admin").await;
-    assert_problem(self_grant, 404, "not-found").await;
-    let revoke = app
-        .delete(&format!("/users/{}/roles/user", bob.id))
-        .bearer_auth(&alice.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(revoke, 404, "not-found").await;
+    let hidden = [
+        as_alice.grant_role(bob.id, "admin").await,
+        as_alice.grant_role(alice.id, "admin").await,
+        as_alice.revoke_role(bob.id, "user").await,
+    ];
+    for refused in hidden {
+        refused.assert_problem(404, "not-found");
+    }
     // With users:read but not users:update: 403.
-    let grant = app.grant_role(&auditor.access, bob.id, "auditor").await;
-    assert_problem(grant, 403, "forbidden").await;
-    let self_grant = app.grant_role(&auditor.access, auditor.id, "admin").await;
-    assert_problem(self_grant, 403, "forbidden").await;
+    let forbidden = [
+        as_auditor.grant_role(bob.id, "auditor").await,
+        as_auditor.grant_role(auditor.id, "admin").await,
+    ];
+    for refused in forbidden {
+        refused.assert_problem(403, "forbidden");
+    }
 
     assert_eq!(roles_of(&app, &alice).await, vec!["user"]);
     assert_eq!(roles_of(&app, &bob).await, vec!["user"]);
@@ -299,68 +235,44 @@ async fn granting_roles_needs_users_update() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_admin_may_change_roles_and_activation_of_others() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
     let resp = app
-        .patch_user(
-            &app.admin.access,
-            user.id,
-            &json!({"roles": ["user", "admin"]}),
-        )
+        .as_admin()
+        .patch_user(user.id, &json!({"roles": ["user", "admin"]}))
         .await;
-    let body = json_body(resp, 200).await;
-    let mut roles: Vec<String> = serde_json::from_value(body["roles"].clone()).unwrap();
+    let mut roles: Vec<String> =
+        serde_json::from_value(resp.expect_json(200)["roles"].clone()).unwrap();
     roles.sort();
     assert_eq!(roles, vec!["admin", "user"]);
 
     let resp = app
-        .patch_user(&app.admin.access, user.id, &json!({"is_active": false}))
+        .as_admin()
+        .patch_user(user.id, &json!({"is_active": false}))
         .await;
-    assert_eq!(json_body(resp, 200).await["is_active"], json!(false));
+    assert_eq!(resp.expect_json(200)["is_active"], json!(false));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn roles_endpoints_need_role_permissions() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
+    let as_user = app.as_user(&user);
+    let mine = json!({"name": "mine", "permissions": ["users:read"]});
+    let perms = json!({"permissions": ["users:read"]});
 
-    let list = app
-        .get("/roles")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(list, 403, "forbidden").await;
-    let one = app
-        .get("/roles/admin")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(one, 403, "forbidden").await;
-    let create = app
-        .post("/roles")
-        .bearer_auth(&user.access)
-        .json(&json!({"name": "mine", "permissions": ["users:read"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(create, 403, "forbidden").await;
-    let patch = app
-        .patch("/roles/user")
-        .bearer_auth(&user.access)
-        .json(&json!({"permissions": ["users:read"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(patch, 403, "forbidden").await;
-    let n: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM roles WHERE name = 'mine'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    for (what, call) in [
+        ("list", as_user.get("/roles")),
+        ("one", as_user.get("/roles/admin")),
+        ("create", as_user.post("/roles").json(&mine)),
+        ("update", as_user.patch("/roles/user").json(&perms)),
+    ] {
+        let resp = call.send().await;
+        assert_eq!(resp.status, 403, "{what}: {resp}");
+        resp.assert_problem(403, "forbidden");
+    }
+    let n = app
+        .count("SELECT count(*) FROM roles WHERE name = 'mine'", &[])
+        .await;
     assert_eq!(n, 0);
 }
 
@@ -370,55 +282,28 @@ async fn logout_cannot_end_another_users_session() {
     let alice = app.new_user().await;
     let bob = app.new_user().await;
 
-    let resp = app
-        .post("/auth/logout")
-        .bearer_auth(&alice.access)
-        .json(&json!({"refresh_token": bob.refresh}))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.as_user(&alice).logout(&bob.refresh).await;
 
-    assert!(resp.status().is_client_error() || resp.status() == 204);
-    json_body(app.refresh_raw(&bob.refresh).await, 200).await;
+    assert!(
+        (400..500).contains(&resp.status) || resp.status == 204,
+        "{resp}"
+    );
+    app.refresh(&bob.refresh).await.expect_json(200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_last_active_admin_cannot_be_removed() {
     let app = spawn_app().await;
-    let admin = app.admin.clone();
+    let (admin, as_admin) = (&app.admin, app.as_admin());
 
-    let revoke = app
-        .delete(&format!("/users/{}/roles/admin", admin.id))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(revoke, 409, "conflict").await;
-    let delete = app
-        .delete(&format!("/users/{}", admin.id))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(delete, 409, "conflict").await;
-    let n: i64 = app
-        .db
-        .query_one(
-            "SELECT count(*) FROM user_roles WHERE role_name = 'admin'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 1);
+    let revoke = as_admin.revoke_role(admin.id, "admin").await;
+    revoke.assert_problem(409, "conflict");
+    let delete = as_admin.delete_user(admin.id).await;
+    delete.assert_problem(409, "conflict");
+    let sql = "SELECT count(*) FROM user_roles WHERE role_name = 'admin'";
+    assert_eq!(app.count(sql, &[]).await, 1);
 
     // With a second admin, the first may go.
     app.new_user_with_roles(&["admin"]).await;
-    let delete = app
-        .delete(&format!("/users/{}", admin.id))
-        .bearer_auth(&admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(delete.status(), 204);
+    as_admin.delete_user(admin.id).await.expect_status(204);
 }

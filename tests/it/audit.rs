@@ -9,68 +9,54 @@ use deadpool_postgres::{Manager, Pool};
 use users_origin::db::audit::{Ctx, Event};
 use users_origin::db::tokens::{self, NewRefresh};
 
-use crate::helpers::{TestApp, header, json_body, other_strong_password, spawn_app};
+use crate::helpers::{
+    Api as _, Reply, TestApp, TestUser, other_strong_password, spawn_app, spawn_app_and_user,
+};
 use crate::testdb::PG_BASE;
 
-/// Waits up to 5 s for the audit row of `action` written by request `request_id`; returns
-/// `(actor_id, target_id, ip)`.
-async fn wait_for_request(
+/// `POST /auth/login` for `user` as request `request_id`, with extra `headers`.
+async fn login_as_request(
     app: &TestApp,
-    action: &str,
+    user: &TestUser,
     request_id: &str,
-) -> Option<(Option<Uuid>, Option<Uuid>, Option<String>)> {
-    for _ in 0..100 {
-        let row = app
-            .db
-            .query_opt(
-                "SELECT actor_id, target_id, ip FROM audit_log WHERE action = $1 AND request_id = $2",
-                &[&action, &request_id],
-            )
-            .await
-            .unwrap();
-        if let Some(row) = row {
-            return Some((row.get(0), row.get(1), row.get(2)));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    None
+    headers: &[(&str, &str)],
+) -> Reply {
+    app.post("/auth/login")
+        .request_id(request_id)
+        .headers(headers)
+        .json(&json!({"login": user.username, "password": user.password}))
+        .send()
+        .await
+}
+
+/// A login as `login` with a wrong passphrase, answered `401`; returns its request id.
+async fn failed_login(app: &TestApp, login: &str) -> String {
+    let failed = app.login_raw(login, "wrong-passphrase-for-sure-here").await;
+    failed.expect_status(401).request_id()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logins_are_audited_with_request_id_and_ip() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let request_id = format!("req-{}", Uuid::new_v4().simple());
 
-    let ok = app
-        .post("/auth/login")
-        .header("x-request-id", &request_id)
-        .json(&json!({"login": user.username, "password": user.password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), 200);
-    assert_eq!(
-        header(&ok, "x-request-id").as_deref(),
-        Some(request_id.as_str()),
-        "echoed"
-    );
-    let failed = app
-        .login_raw(&user.username, "wrong-passphrase-for-sure-here")
-        .await;
-    assert_eq!(failed.status(), 401);
-    let failed_id = header(&failed, "x-request-id").expect("a generated request id");
+    let ok = login_as_request(&app, &user, &request_id, &[]).await;
+    ok.expect_status(200);
+    assert_eq!(ok.request_id(), request_id, "echoed");
+    let failed_id = failed_login(&app, &user.username).await;
 
-    let (actor, target, ip) = wait_for_request(&app, "login.succeeded", &request_id)
+    let succeeded = app
+        .audit_of_request("login.succeeded", &request_id)
         .await
         .expect("login.succeeded with the client's request id");
-    assert_eq!(actor, Some(user.id));
-    assert_eq!(target, Some(user.id));
-    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
-    let (_, _, ip) = wait_for_request(&app, "login.failed", &failed_id)
+    assert_eq!(succeeded.actor, Some(user.id));
+    assert_eq!(succeeded.target, Some(user.id));
+    assert_eq!(succeeded.ip.as_deref(), Some("127.0.0.1"));
+    let failed = app
+        .audit_of_request("login.failed", &failed_id)
         .await
         .expect("login.failed with the generated request id");
-    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(failed.ip.as_deref(), Some("127.0.0.1"));
 }
 
 /// Stores a login's refresh token and audit entry for `user_id` as request `request_id`;
@@ -100,31 +86,16 @@ async fn store_login(
     )
     .await
     .unwrap();
-    let token_rows: i64 = app
-        .db
-        .query_one(
-            "SELECT count(*) FROM refresh_tokens WHERE token_hash = $1",
-            &[&digest],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    let audit_rows: i64 = app
-        .db
-        .query_one(
-            "SELECT count(*) FROM audit_log WHERE request_id = $1",
-            &[&request_id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let token_sql = "SELECT count(*) FROM refresh_tokens WHERE token_hash = $1";
+    let audit_sql = "SELECT count(*) FROM audit_log WHERE request_id = $1";
+    let token_rows = app.count(token_sql, &[&digest]).await;
+    let audit_rows = app.count(audit_sql, &[&request_id]).await;
     (stored, token_rows, audit_rows)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_stores_its_refresh_token_with_its_audit_entry_and_only_for_an_active_account() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let pg: tokio_postgres::Config = format!("{PG_BASE}/{}", app.db_name).parse().unwrap();
     let pool = Pool::builder(Manager::new(pg, tokio_postgres::NoTls))
         .max_size(1)
@@ -157,20 +128,16 @@ async fn a_login_stores_its_refresh_token_with_its_audit_entry_and_only_for_an_a
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_login_on_an_existing_account_names_it_as_target() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let failed = app
-        .login_raw(&user.email, "wrong-passphrase-for-sure-here")
-        .await;
-    assert_eq!(failed.status(), 401);
-    let request_id = header(&failed, "x-request-id").expect("a request id");
+    let request_id = failed_login(&app, &user.email).await;
 
-    let (_, target, _) = wait_for_request(&app, "login.failed", &request_id)
+    let row = app
+        .audit_of_request("login.failed", &request_id)
         .await
         .expect("login.failed");
     assert_eq!(
-        target,
+        row.target,
         Some(user.id),
         "the attacked account can be found in the trail"
     );
@@ -178,21 +145,10 @@ async fn a_failed_login_on_an_existing_account_names_it_as_target() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn self_registration_is_audited() {
-    let app = spawn_app().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let user = app.new_user().await;
-
-    let actions: Vec<String> = app
-        .db
-        .query(
-            "SELECT action FROM audit_log WHERE target_id = $1 AND actor_id = $1",
-            &[&user.id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let sql = "SELECT action FROM audit_log WHERE target_id = $1 AND actor_id = $1";
+    let actions = app.strings(sql, &[&user.id]).await;
     assert!(
         actions
             .iter()
@@ -205,43 +161,24 @@ async fn self_registration_is_audited() {
 async fn a_failed_login_for_an_unknown_name_is_audited() {
     let app = spawn_app().await;
 
-    let resp = app
-        .login_raw("ghost-login", "wrong-passphrase-for-sure-here")
-        .await;
-    let rid = header(&resp, "x-request-id").expect("request id");
-    assert_eq!(resp.status(), 401);
+    let rid = failed_login(&app, "ghost-login").await;
 
-    assert!(wait_for_request(&app, "login.failed", &rid).await.is_some());
+    assert!(app.audit_of_request("login.failed", &rid).await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_actions_on_users_are_audited_with_actor_and_target() {
     let app = spawn_app().await;
     let user = app.new_user_with_roles(&["user"]).await;
+    let as_admin = app.as_admin();
 
-    json_body(
-        app.patch_user(
-            &app.admin.access,
-            user.id,
-            &json!({"display_name": "Audited"}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    json_body(
-        app.patch_user(&app.admin.access, user.id, &json!({"is_active": false}))
-            .await,
-        200,
-    )
-    .await;
-    let resp = app
-        .delete(&format!("/users/{}", user.id))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    for patch in [
+        json!({"display_name": "Audited"}),
+        json!({"is_active": false}),
+    ] {
+        as_admin.patch_user(user.id, &patch).await.expect_json(200);
+    }
+    as_admin.delete_user(user.id).await.expect_status(204);
 
     for action in [
         "user.created",
@@ -249,13 +186,16 @@ async fn admin_actions_on_users_are_audited_with_actor_and_target() {
         "user.deactivated",
         "user.deleted",
     ] {
-        let (actor, rid, ip) = app
+        let row = app
             .wait_for_audit(action, user.id)
             .await
             .unwrap_or_else(|| panic!("{action} is audited"));
-        assert_eq!(actor, Some(app.admin.id), "{action} actor");
-        assert!(rid.is_some_and(|r| !r.is_empty()), "{action} request id");
-        assert!(ip.is_some(), "{action} ip");
+        assert_eq!(row.actor, Some(app.admin.id), "{action} actor");
+        assert!(
+            row.request_id.is_some_and(|r| !r.is_empty()),
+            "{action} request id"
+        );
+        assert!(row.ip.is_some(), "{action} ip");
     }
 }
 
@@ -264,84 +204,55 @@ async fn creating_a_user_is_audited_with_the_admin_as_actor() {
     let app = spawn_app().await;
     let user = app.new_user_with_roles(&["user"]).await;
 
-    let (actor, _, _) = app
+    let row = app
         .wait_for_audit("user.created", user.id)
         .await
         .expect("user.created");
 
-    assert_eq!(actor, Some(app.admin.id));
+    assert_eq!(row.actor, Some(app.admin.id));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn password_changes_are_audited() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let resp = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"password": other_strong_password(), "current_password": user.password}),
-        )
-        .await;
-    json_body(resp, 200).await;
+    let change = json!({"password": other_strong_password(), "current_password": user.password});
+    app.as_user(&user)
+        .patch_user(user.id, &change)
+        .await
+        .expect_json(200);
 
-    let (actor, _, _) = app
+    let row = app
         .wait_for_audit("password.changed", user.id)
         .await
         .expect("password.changed");
-    assert_eq!(actor, Some(user.id));
+    assert_eq!(row.actor, Some(user.id));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn role_events_are_audited() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
+    let as_admin = app.as_admin();
     app.create_role("auditor", &["users:read"]).await;
-    let resp = app
-        .patch("/roles/auditor")
-        .bearer_auth(&app.admin.access)
-        .json(&json!({"description": "Reads users"}))
-        .send()
-        .await
-        .unwrap();
-    json_body(resp, 200).await;
-    assert_eq!(
-        app.grant_role(&app.admin.access, user.id, "auditor")
-            .await
-            .status(),
-        204
-    );
-    let revoke = app
-        .delete(&format!("/users/{}/roles/auditor", user.id))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoke.status(), 204);
-    let delete = app
-        .delete("/roles/auditor")
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(delete.status(), 204);
+    let update = json!({"description": "Reads users"});
+    let updated = as_admin.patch("/roles/auditor").json(&update).send().await;
+    updated.expect_json(200);
+    let role_changes = [
+        as_admin.grant_role(user.id, "auditor").await,
+        as_admin.revoke_role(user.id, "auditor").await,
+        as_admin.delete("/roles/auditor").send().await,
+    ];
+    for done in role_changes {
+        done.expect_status(204);
+    }
 
     for action in ["role.granted", "role.revoked"] {
-        let (actor, _, _) = app.wait_for_audit(action, user.id).await.expect(action);
-        assert_eq!(actor, Some(app.admin.id), "{action}");
+        let row = app.wait_for_audit(action, user.id).await.expect(action);
+        assert_eq!(row.actor, Some(app.admin.id), "{action}");
     }
-    let role_actions: Vec<String> = app
-        .db
-        .query(
-            "SELECT action FROM audit_log WHERE action LIKE 'role.%' AND actor_id = $1 ORDER BY id",
-            &[&app.admin.id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let sql =
+        "SELECT action FROM audit_log WHERE action LIKE 'role.%' AND actor_id = $1 ORDER BY id";
+    let role_actions = app.strings(sql, &[&app.admin.id]).await;
     for action in ["role.created", "role.updated", "role.deleted"] {
         assert!(
             role_actions.iter().any(|a| a == action),
@@ -353,24 +264,20 @@ async fn role_events_are_audited() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spoofed_x_forwarded_for_is_not_trusted() {
     // No proxies are configured, so the peer address is the client's address.
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let request_id = format!("req-{}", Uuid::new_v4().simple());
 
-    let resp = app
-        .post("/auth/login")
-        .header("x-request-id", &request_id)
-        .header("x-forwarded-for", "203.0.113.7")
-        .header("forwarded", "for=203.0.113.7")
-        .header("x-real-ip", "203.0.113.7")
-        .json(&json!({"login": user.username, "password": user.password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let spoofed = [
+        ("x-forwarded-for", "203.0.113.7"),
+        ("forwarded", "for=203.0.113.7"),
+        ("x-real-ip", "203.0.113.7"),
+    ];
+    let resp = login_as_request(&app, &user, &request_id, &spoofed).await;
+    resp.expect_status(200);
 
-    let (_, _, ip) = wait_for_request(&app, "login.succeeded", &request_id)
+    let row = app
+        .audit_of_request("login.succeeded", &request_id)
         .await
         .expect("login.succeeded");
-    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(row.ip.as_deref(), Some("127.0.0.1"));
 }

@@ -7,15 +7,13 @@ use serde_json::{Value, json};
 use users_core::token::{Expectations, Jwks, KeySet};
 
 use crate::helpers::{
-    AUDIENCE, PUBLIC_URL, TokenPair, assert_invalid_token, assert_problem, header, json_body,
-    spawn_app, spawn_app_with,
+    AUDIENCE, Api as _, PUBLIC_URL, TokenPair, spawn_app, spawn_app_and_user, spawn_app_set,
 };
 use crate::jwt::{jwt_parts, now_secs};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_with_username_or_email_issues_a_verifiable_token_pair() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
     for login in [user.username.clone(), user.email.to_uppercase()] {
         let pair = app.login(&login, &user.password).await;
@@ -23,14 +21,7 @@ async fn login_with_username_or_email_issues_a_verifiable_token_pair() {
         assert_eq!(pair.expires_in, 900);
         assert!(!pair.refresh_token.is_empty());
 
-        let jwks: Jwks = app
-            .get("/.well-known/jwks.json")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Jwks = app.get("/.well-known/jwks.json").send().await.json_as();
         let keys = KeySet::from_jwks(&jwks);
         let expect = Expectations {
             issuer: PUBLIC_URL.into(),
@@ -57,8 +48,7 @@ async fn login_with_username_or_email_issues_a_verifiable_token_pair() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_accepts_the_oauth2_password_form() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
     let resp = app
         .post("/auth/login")
@@ -68,35 +58,30 @@ async fn login_accepts_the_oauth2_password_form() {
             ("password", &user.password),
         ])
         .send()
-        .await
-        .unwrap();
+        .await;
 
-    let body = json_body(resp, 200).await;
-    let pair: TokenPair = serde_json::from_value(body).unwrap();
+    let pair: TokenPair = resp.expect_status(200).json_as();
     assert_eq!(pair.token_type, "Bearer");
-    assert_eq!(app.user_id_of(&pair.access_token).await, user.id);
+    assert_eq!(app.bearer(&pair.access_token).user_id().await, user.id);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_failures_are_indistinguishable() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let inactive = app.new_user().await;
-    let resp = app
-        .patch_user(&app.admin.access, inactive.id, &json!({"is_active": false}))
-        .await;
-    json_body(resp, 200).await;
+    let deactivate = json!({"is_active": false});
+    app.as_admin()
+        .patch_user(inactive.id, &deactivate)
+        .await
+        .expect_json(200);
 
-    let wrong_password = app
-        .login_raw(&user.username, "not-the-right-passphrase-at-all")
-        .await;
-    let wrong_password = assert_problem(wrong_password, 401, "invalid-credentials").await;
-    let unknown = app
-        .login_raw("nobody-here", "not-the-right-passphrase-at-all")
-        .await;
-    let unknown = assert_problem(unknown, 401, "invalid-credentials").await;
+    let wrong = "not-the-right-passphrase-at-all";
+    let wrong_password = app.login_raw(&user.username, wrong).await;
+    let wrong_password = wrong_password.assert_problem(401, "invalid-credentials");
+    let unknown = app.login_raw("nobody-here", wrong).await;
+    let unknown = unknown.assert_problem(401, "invalid-credentials");
     let deactivated = app.login_raw(&inactive.username, &inactive.password).await;
-    let deactivated = assert_problem(deactivated, 401, "invalid-credentials").await;
+    let deactivated = deactivated.assert_problem(401, "invalid-credentials");
 
     assert_eq!(wrong_password, unknown);
     assert_eq!(wrong_password, deactivated);
@@ -121,27 +106,21 @@ where
 #[tokio::test(flavor = "multi_thread")]
 async fn login_of_an_unknown_user_takes_as_long_as_a_wrong_password() {
     // Expensive hashing so that the difference a skipped hash makes dwarfs the noise.
-    let app = spawn_app_with(|vars| {
-        vars.insert("ARGON2_M_KIB".into(), "32768".into());
-        vars.insert("ARGON2_T".into(), "3".into());
-    })
-    .await;
+    let app = spawn_app_set(&[("ARGON2_M_KIB", "32768"), ("ARGON2_T", "3")]).await;
     let admin = app.admin.clone();
 
-    let wrong = median_time(5, || async {
-        let resp = app
-            .login_raw(&admin.username, "wrong-passphrase-entirely-here")
-            .await;
-        assert_eq!(resp.status(), 401);
-    })
-    .await;
-    let unknown = median_time(5, || async {
-        let resp = app
-            .login_raw("ghost-user", "wrong-passphrase-entirely-here")
-            .await;
-        assert_eq!(resp.status(), 401);
-    })
-    .await;
+    let failed_login = |login: &str| {
+        let login = login.to_owned();
+        let app = &app;
+        async move {
+            let resp = app
+                .login_raw(&login, "wrong-passphrase-entirely-here")
+                .await;
+            resp.expect_status(401);
+        }
+    };
+    let wrong = median_time(5, || failed_login(&admin.username)).await;
+    let unknown = median_time(5, || failed_login("ghost-user")).await;
 
     assert!(
         unknown.as_secs_f64() >= wrong.as_secs_f64() * 0.3,
@@ -151,64 +130,67 @@ async fn login_of_an_unknown_user_takes_as_long_as_a_wrong_password() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refresh_rotates_the_pair_and_spends_the_old_token() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let first = app.refresh_raw(&user.refresh).await;
-    let first: TokenPair = serde_json::from_value(json_body(first, 200).await).unwrap();
+    let first: TokenPair = app
+        .refresh(&user.refresh)
+        .await
+        .expect_status(200)
+        .json_as();
     assert_ne!(first.refresh_token, user.refresh);
-    assert_eq!(app.user_id_of(&first.access_token).await, user.id);
+    assert_eq!(app.bearer(&first.access_token).user_id().await, user.id);
 
-    let second = app.refresh_raw(&first.refresh_token).await;
-    let second: TokenPair = serde_json::from_value(json_body(second, 200).await).unwrap();
+    let second = app.refresh(&first.refresh_token).await;
+    let second: TokenPair = second.expect_status(200).json_as();
     assert_ne!(second.refresh_token, first.refresh_token);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let other_session = app.login(&user.username, &user.password).await;
 
-    let rotated = app.refresh_raw(&user.refresh).await;
-    let rotated: TokenPair = serde_json::from_value(json_body(rotated, 200).await).unwrap();
+    let rotated: TokenPair = app
+        .refresh(&user.refresh)
+        .await
+        .expect_status(200)
+        .json_as();
 
     // The spent token comes back (a thief replays it).
-    let replay = app.refresh_raw(&user.refresh).await;
-    assert_problem(replay, 401, "invalid-grant").await;
+    let replay = app.refresh(&user.refresh).await;
+    replay.assert_problem(401, "invalid-grant");
 
     // The newest token of that family is dead too.
-    let newest = app.refresh_raw(&rotated.refresh_token).await;
-    assert_problem(newest, 401, "invalid-grant").await;
+    let newest = app.refresh(&rotated.refresh_token).await;
+    newest.assert_problem(401, "invalid-grant");
 
     // Another login's family is unaffected.
-    let other = app.refresh_raw(&other_session.refresh_token).await;
-    json_body(other, 200).await;
+    app.refresh(&other_session.refresh_token)
+        .await
+        .expect_json(200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refresh_with_an_unknown_token_is_invalid_grant() {
     let app = spawn_app().await;
 
-    let resp = app.refresh_raw("definitely-not-a-refresh-token").await;
+    let resp = app.refresh("definitely-not-a-refresh-token").await;
 
-    assert_problem(resp, 401, "invalid-grant").await;
+    resp.assert_problem(401, "invalid-grant");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_access_token_is_not_a_refresh_token() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let resp = app.refresh_raw(&user.access).await;
+    let resp = app.refresh(&user.access).await;
 
-    assert_problem(resp, 401, "invalid-grant").await;
+    resp.assert_problem(401, "invalid-grant");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_refresh_token_is_invalid_grant() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     app.db
         .execute(
             "UPDATE refresh_tokens SET expires_at = now() - interval '1 minute' WHERE user_id = $1",
@@ -217,15 +199,14 @@ async fn an_expired_refresh_token_is_invalid_grant() {
         .await
         .unwrap();
 
-    let resp = app.refresh_raw(&user.refresh).await;
+    let resp = app.refresh(&user.refresh).await;
 
-    assert_problem(resp, 401, "invalid-grant").await;
+    resp.assert_problem(401, "invalid-grant");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refresh_tokens_are_stored_hashed() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
     let rows = app
         .db
@@ -248,78 +229,53 @@ async fn refresh_tokens_are_stored_hashed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_spends_one_session_and_keeps_the_others() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let second = app.login(&user.username, &user.password).await;
 
-    let resp = app
-        .post("/auth/logout")
-        .bearer_auth(&user.access)
-        .json(&json!({"refresh_token": user.refresh}))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.as_user(&user).logout(&user.refresh).await;
 
-    assert_eq!(resp.status(), 204);
-    assert_problem(app.refresh_raw(&user.refresh).await, 401, "invalid-grant").await;
-    json_body(app.refresh_raw(&second.refresh_token).await, 200).await;
+    resp.expect_status(204);
+    app.refresh(&user.refresh)
+        .await
+        .assert_problem(401, "invalid-grant");
+    app.refresh(&second.refresh_token).await.expect_json(200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_all_revokes_every_session_and_access_token() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let second = app.login(&user.username, &user.password).await;
+    let (app, user) = spawn_app_and_user().await;
+    let second = app.second_session(&user).await;
 
-    let resp = app
-        .post("/auth/logout")
-        .bearer_auth(&user.access)
-        .json(&json!({"all": true}))
-        .send()
-        .await
-        .unwrap();
+    app.as_user(&user).logout_all().await.expect_status(204);
 
-    assert_eq!(resp.status(), 204);
-    assert_invalid_token(app.me(&user.access).await).await;
-    assert_invalid_token(app.me(&second.access_token).await).await;
-    assert_problem(app.refresh_raw(&user.refresh).await, 401, "invalid-grant").await;
-    assert_problem(
-        app.refresh_raw(&second.refresh_token).await,
-        401,
-        "invalid-grant",
-    )
-    .await;
+    for session in [&user, &second] {
+        app.as_user(session).me().await.assert_invalid_token();
+    }
+    for session in [&user, &second] {
+        let refresh = app.refresh(&session.refresh).await;
+        refresh.assert_problem(401, "invalid-grant");
+    }
     // Logging in again works and yields a usable token.
-    let fresh = app.login(&user.username, &user.password).await;
-    assert_eq!(app.me(&fresh.access_token).await.status(), 200);
+    let fresh = app.second_session(&user).await;
+    app.as_user(&fresh).me().await.expect_status(200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_needs_authentication() {
     let app = spawn_app().await;
 
-    let resp = app
-        .post("/auth/logout")
-        .json(&json!({"all": true}))
-        .send()
-        .await
-        .unwrap();
+    let resp = app.logout_all().await;
 
-    let www = header(&resp, "www-authenticate").unwrap_or_default();
-    assert_problem(resp, 401, "unauthenticated").await;
-    assert!(
-        www.starts_with("Bearer") && !www.contains("error="),
-        "{www:?}"
-    );
+    resp.assert_unauthenticated();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jwks_publishes_ed25519_keys_with_kids() {
     let app = spawn_app().await;
 
-    let resp = app.get("/.well-known/jwks.json").send().await.unwrap();
+    let resp = app.get("/.well-known/jwks.json").send().await;
 
-    let body: Value = json_body(resp, 200).await;
+    let body: Value = resp.expect_json(200);
     let keys = body["keys"].as_array().expect("keys");
     assert!(!keys.is_empty());
     for key in keys {
@@ -337,10 +293,7 @@ async fn jwks_publishes_ed25519_keys_with_kids() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn access_token_ttl_is_configurable() {
-    let app = spawn_app_with(|vars| {
-        vars.insert("ACCESS_TOKEN_TTL".into(), "60".into());
-    })
-    .await;
+    let app = spawn_app_set(&[("ACCESS_TOKEN_TTL", "60")]).await;
     let user = app.new_user().await;
 
     let pair = app.login(&user.username, &user.password).await;
@@ -355,8 +308,7 @@ async fn access_token_ttl_is_configurable() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_rehashes_a_password_when_the_parameters_change() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let stored = || async {
         let row = app
             .db
@@ -375,14 +327,7 @@ async fn login_rehashes_a_password_when_the_parameters_change() {
         })
         .await;
 
-    let resp = app
-        .client
-        .post(format!("{replica}/auth/login"))
-        .json(&json!({"login": user.username, "password": user.password}))
-        .send()
-        .await
-        .unwrap();
-    json_body(resp, 200).await;
+    replica.login(&user.username, &user.password).await;
 
     let after = stored().await;
     assert!(after.contains("m=2048") && after.contains("t=2"), "{after}");

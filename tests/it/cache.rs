@@ -6,35 +6,19 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use crate::helpers::{TestApp, header, json_body, spawn_app, spawn_app_with};
+use crate::helpers::{Api, Endpoint, TestApp, TestUser, spawn_app_and_user, spawn_app_set};
 use crate::scrape::scrape;
 use crate::testdb::{redis_connection, redis_keys};
 
-/// `GET {base}/users/{id}` with `token`: status, body (JSON or null) and `ETag`.
-async fn read_user(
-    app: &TestApp,
-    base: &str,
-    token: &str,
-    id: Uuid,
-) -> (u16, Value, Option<String>) {
-    let resp = app
-        .client
-        .get(format!("{base}/users/{id}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("send GET /users/{id}");
-    let status = resp.status().as_u16();
-    let etag = header(&resp, "etag");
-    let body = resp.json().await.unwrap_or(Value::Null);
-    (status, body, etag)
-}
+/// The concurrent test's writers, writes per writer and readers.
+const WRITERS: usize = 4;
+const WRITES: usize = 8;
+const READERS: usize = 3;
 
-/// `users_cache_hits_total` and `users_cache_misses_total` of the origin at `base`.
-async fn hits_and_misses(app: &TestApp, base: &str) -> (f64, f64) {
-    let s = scrape(&app.client, base).await;
+/// `users_cache_hits_total` and `users_cache_misses_total` of the origin `origin`.
+async fn hits_and_misses(origin: &impl Api) -> (f64, f64) {
+    let s = scrape(origin).await;
     (
         s.sum("users_cache_hits_total", &[]),
         s.sum("users_cache_misses_total", &[]),
@@ -42,13 +26,11 @@ async fn hits_and_misses(app: &TestApp, base: &str) -> (f64, f64) {
 }
 
 /// The row's `(version, display_name)` in PostgreSQL.
-async fn db_row(app: &TestApp, id: Uuid) -> (i64, Option<String>) {
+async fn db_row(app: &TestApp, user: &TestUser) -> (i64, Option<String>) {
+    let sql = "SELECT version, display_name FROM users WHERE id = $1";
     let row = app
         .db
-        .query_one(
-            "SELECT version, display_name FROM users WHERE id = $1",
-            &[&id],
-        )
+        .query_one(sql, &[&user.id])
         .await
         .expect("the user's row");
     (row.get(0), row.get(1))
@@ -60,27 +42,42 @@ fn version_of(body: &Value) -> i64 {
         .unwrap_or_else(|| panic!("a version in {body}"))
 }
 
+/// The view of `user` that `origin` serves `reader`, asserting `200`.
+async fn view_of(origin: &impl Api, reader: &TestUser, user: &TestUser) -> Value {
+    origin
+        .as_user(reader)
+        .get_user(user.id)
+        .await
+        .expect_json(200)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_read_is_a_cache_hit_kept_in_redis_under_the_prefix() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let (hits0, misses0) = hits_and_misses(&app, &app.address).await;
+    let (app, user) = spawn_app_and_user().await;
+    let (hits0, misses0) = hits_and_misses(&app).await;
 
-    let first = read_user(&app, &app.address, &app.admin.access, user.id).await;
-    let (hits1, misses1) = hits_and_misses(&app, &app.address).await;
-    let second = read_user(&app, &app.address, &app.admin.access, user.id).await;
-    let (hits2, misses2) = hits_and_misses(&app, &app.address).await;
+    let first = app.as_admin().get_user(user.id).await;
+    let (hits1, misses1) = hits_and_misses(&app).await;
+    let second = app.as_admin().get_user(user.id).await;
+    let (hits2, misses2) = hits_and_misses(&app).await;
 
-    assert_eq!(first.0, 200, "{}", first.1);
+    let first_view = first.expect_json(200);
     assert_eq!((hits1 - hits0, misses1 - misses0), (0.0, 1.0), "first read");
     assert_eq!(
         (hits2 - hits1, misses2 - misses1),
         (1.0, 0.0),
         "second read"
     );
-    assert_eq!(second.0, 200);
-    assert_eq!(second.1, first.1, "the cached view equals the fresh one");
-    assert_eq!(second.2, first.2, "and carries the same ETag");
+    assert_eq!(
+        second.expect_json(200),
+        first_view,
+        "the cached view equals the fresh one"
+    );
+    assert_eq!(
+        second.header("etag"),
+        first.header("etag"),
+        "and carries the same ETag"
+    );
     let mut redis = redis_connection().await;
     let key = format!("{}user:{}", app.redis_prefix(), user.id.simple());
     assert!(
@@ -95,173 +92,137 @@ async fn a_second_read_is_a_cache_hit_kept_in_redis_under_the_prefix() {
         .query_async(&mut redis)
         .await
         .expect("HGET");
-    assert_eq!(cached_version, Some(version_of(&first.1)));
+    assert_eq!(cached_version, Some(version_of(&first_view)));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_writer_reads_its_own_patch_and_the_new_etag_at_once() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let before = app.me(&user.access).await;
-    let etag_before = header(&before, "etag").expect("an ETag");
-    let version_before = version_of(&json_body(before, 200).await);
+    let (app, user) = spawn_app_and_user().await;
+    let as_user = app.as_user(&user);
+    let before = as_user.me().await;
+    let etag_before = before.etag();
+    let version_before = version_of(&before.expect_json(200));
     // Warm: now `/users/me` is served from the cache.
-    assert_eq!(app.me(&user.access).await.status(), 200);
+    as_user.me().await.expect_status(200);
 
-    let resp = app
+    let resp = as_user
         .patch(&format!("/users/{}", user.id))
-        .bearer_auth(&user.access)
-        .header("content-type", "application/merge-patch+json")
         .header("if-match", &etag_before)
-        .body(json!({"display_name": "Fresh Name"}).to_string())
+        .merge_patch(&json!({"display_name": "Fresh Name"}))
         .send()
-        .await
-        .unwrap();
-    let etag_patch = header(&resp, "etag").expect("an ETag on the PATCH answer");
-    let patched = json_body(resp, 200).await;
+        .await;
+    let etag_patch = resp.header("etag").expect("an ETag on the PATCH answer");
+    let patched = resp.expect_json(200);
 
     assert_ne!(etag_patch, etag_before);
     assert_eq!(version_of(&patched), version_before + 1);
-    let me = app.me(&user.access).await;
-    assert_eq!(header(&me, "etag").as_deref(), Some(etag_patch.as_str()));
-    assert_eq!(
-        json_body(me, 200).await["display_name"],
-        json!("Fresh Name")
-    );
-    let by_id = read_user(&app, &app.address, &user.access, user.id).await;
-    assert_eq!(by_id.0, 200);
-    assert_eq!(by_id.1["display_name"], json!("Fresh Name"));
-    assert_eq!(by_id.2.as_deref(), Some(etag_patch.as_str()));
-    let stale = app
-        .get("/users/me")
-        .bearer_auth(&user.access)
-        .header("if-none-match", &etag_before)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stale.status(), 200, "the old ETag no longer matches");
-    let current = app
-        .get("/users/me")
-        .bearer_auth(&user.access)
-        .header("if-none-match", &etag_patch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(current.status(), 304, "the new ETag matches");
+    let me = as_user.me().await;
+    assert_eq!(me.header("etag").as_deref(), Some(etag_patch.as_str()));
+    assert_eq!(me.expect_json(200)["display_name"], json!("Fresh Name"));
+    let by_id = as_user.get_user(user.id).await;
+    assert_eq!(by_id.expect_json(200)["display_name"], json!("Fresh Name"));
+    assert_eq!(by_id.header("etag").as_deref(), Some(etag_patch.as_str()));
+    let if_none_match = |etag: &str| {
+        as_user
+            .get("/users/me")
+            .header("if-none-match", etag)
+            .send()
+    };
+    let stale = if_none_match(&etag_before).await;
+    assert_eq!(stale.status, 200, "the old ETag no longer matches");
+    let current = if_none_match(&etag_patch).await;
+    assert_eq!(current.status, 304, "the new ETag matches");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_patch_on_one_replica_is_read_at_once_on_another() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let replica = app.spawn_replica().await;
-    read_user(&app, &replica, &app.admin.access, user.id).await;
-    let (hits0, _) = hits_and_misses(&app, &replica).await;
-    let warm = read_user(&app, &replica, &app.admin.access, user.id).await;
-    let (hits1, _) = hits_and_misses(&app, &replica).await;
+    view_of(&replica, &app.admin, &user).await;
+    let (hits0, _) = hits_and_misses(&replica).await;
+    let warm = view_of(&replica, &app.admin, &user).await;
+    let (hits1, _) = hits_and_misses(&replica).await;
     assert_eq!(
         hits1 - hits0,
         1.0,
         "the replica serves the view from the cache"
     );
 
-    let resp = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"display_name": "Changed Elsewhere"}),
-        )
-        .await;
-    let etag_patch = header(&resp, "etag");
-    json_body(resp, 200).await;
+    let patch = json!({"display_name": "Changed Elsewhere"});
+    let resp = app.as_user(&user).patch_user(user.id, &patch).await;
+    resp.expect_json(200);
 
-    let after = read_user(&app, &replica, &app.admin.access, user.id).await;
-    assert_eq!(after.0, 200);
-    assert_eq!(after.1["display_name"], json!("Changed Elsewhere"));
-    assert_eq!(after.2, etag_patch);
-    assert_eq!(version_of(&after.1), version_of(&warm.1) + 1);
+    let after = replica.as_user(&app.admin).get_user(user.id).await;
+    let view = after.expect_json(200);
+    assert_eq!(view["display_name"], json!("Changed Elsewhere"));
+    assert_eq!(after.header("etag"), resp.header("etag"));
+    assert_eq!(version_of(&view), version_of(&warm) + 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_grant_is_read_at_once_on_every_replica() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     app.create_role("support", &["users:read"]).await;
-    let replica = app.spawn_replica().await;
-    for base in [&app.address, &replica] {
+    let origins = [app.endpoint(), app.spawn_replica().await];
+    for origin in &origins {
         for _ in 0..2 {
-            let (status, body, _) = read_user(&app, base, &app.admin.access, user.id).await;
-            assert_eq!(status, 200);
-            assert_eq!(body["roles"], json!(["user"]));
+            let view = view_of(origin, &app.admin, &user).await;
+            assert_eq!(view["roles"], json!(["user"]));
         }
     }
 
-    let resp = app.grant_role(&app.admin.access, user.id, "support").await;
-    assert_eq!(resp.status(), 204);
+    app.as_admin()
+        .grant_role(user.id, "support")
+        .await
+        .expect_status(204);
 
-    for base in [&app.address, &replica] {
-        let (status, body, _) = read_user(&app, base, &app.admin.access, user.id).await;
-        assert_eq!(status, 200);
-        let roles = body["roles"].as_array().cloned().unwrap_or_default();
-        assert!(roles.contains(&json!("support")), "{base}: {body}");
+    for origin in &origins {
+        let view = view_of(origin, &app.admin, &user).await;
+        let roles = view["roles"].as_array().cloned().unwrap_or_default();
+        assert!(
+            roles.contains(&json!("support")),
+            "{}: {view}",
+            origin.base()
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_user_is_gone_at_once_although_cached() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let replica = app.spawn_replica().await;
-    for base in [&app.address, &replica, &app.address, &replica] {
-        assert_eq!(
-            read_user(&app, base, &app.admin.access, user.id).await.0,
-            200
-        );
+    let (app, user) = spawn_app_and_user().await;
+    let origins = [app.endpoint(), app.spawn_replica().await];
+    for origin in origins.iter().chain(&origins) {
+        view_of(origin, &app.admin, &user).await;
     }
 
-    let resp = app
-        .delete(&format!("/users/{}", user.id))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    app.as_admin().delete_user(user.id).await.expect_status(204);
 
-    for base in [&app.address, &replica] {
-        let (status, body, _) = read_user(&app, base, &app.admin.access, user.id).await;
-        assert_eq!(status, 404, "{base}: {body}");
-        assert_eq!(body["type"], json!("/problems/not-found"));
+    for origin in &origins {
+        let read = origin.as_user(&app.admin).get_user(user.id).await;
+        assert_eq!(read.status, 404, "{}: {read}", origin.base());
+        assert_eq!(read.json()["type"], json!("/problems/not-found"));
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_redis_the_in_process_cache_hits_and_reads_your_writes() {
-    let app = spawn_app_with(|vars| {
-        vars.remove("REDIS_URL");
-    })
-    .await;
+    let app = spawn_app_set(&[("REDIS_URL", "")]).await;
     let user = app.new_user().await;
-    let (hits0, _) = hits_and_misses(&app, &app.address).await;
-    read_user(&app, &app.address, &user.access, user.id).await;
-    let warm = read_user(&app, &app.address, &user.access, user.id).await;
-    let (hits1, _) = hits_and_misses(&app, &app.address).await;
+    let (hits0, _) = hits_and_misses(&app).await;
+    view_of(&app, &user, &user).await;
+    let warm = view_of(&app, &user, &user).await;
+    let (hits1, _) = hits_and_misses(&app).await;
     assert_eq!(hits1 - hits0, 1.0, "the second read is a hit");
 
-    let resp = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"display_name": "Local Name"}),
-        )
-        .await;
-    let etag_patch = header(&resp, "etag");
-    json_body(resp, 200).await;
-    let after = read_user(&app, &app.address, &user.access, user.id).await;
+    let patch = json!({"display_name": "Local Name"});
+    let resp = app.as_user(&user).patch_user(user.id, &patch).await;
+    resp.expect_json(200);
+    let after = app.as_user(&user).get_user(user.id).await;
 
-    assert_eq!(after.0, 200);
-    assert_eq!(after.1["display_name"], json!("Local Name"));
-    assert_eq!(after.2, etag_patch);
-    assert_eq!(version_of(&after.1), version_of(&warm.1) + 1);
+    let view = after.expect_json(200);
+    assert_eq!(view["display_name"], json!("Local Name"));
+    assert_eq!(after.header("etag"), resp.header("etag"));
+    assert_eq!(version_of(&view), version_of(&warm) + 1);
     let mut redis = redis_connection().await;
     assert_eq!(
         redis_keys(&mut redis, app.redis_prefix()).await,
@@ -270,69 +231,53 @@ async fn without_redis_the_in_process_cache_hits_and_reads_your_writes() {
     );
 }
 
+/// Writes `WRITES` display names to `user` through `origin` as `writer`; after each, reads
+/// the view back and asserts it shows that write or a later one.
+async fn write_and_read_back(w: usize, origin: &Endpoint, writer: &TestUser, user: &TestUser) {
+    for i in 0..WRITES {
+        let name = format!("writer {w} write {i}");
+        let patch = json!({"display_name": name});
+        let resp = origin.as_user(writer).patch_user(user.id, &patch).await;
+        let written = version_of(&resp.expect_json(200));
+        let seen = view_of(origin, writer, user).await;
+        let seen_version = version_of(&seen);
+        assert!(
+            seen_version >= written,
+            "writer {w} wrote version {written} and then read {seen_version}"
+        );
+        if seen_version == written {
+            assert_eq!(seen["display_name"], json!(name));
+        }
+    }
+}
+
 /// Writers and readers hammer one user on two replicas. Each writer reads right after each of
 /// its writes and must see that write or a later one; each reader's sequence of versions
 /// never goes down; at the end both replicas serve exactly the database row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_patches_and_reads_never_go_back_in_time() {
-    const WRITERS: usize = 4;
-    const WRITES: usize = 8;
-    const READERS: usize = 3;
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let replica = app.spawn_replica().await;
-    let bases = [app.address.clone(), replica.clone()];
+    let (app, user) = spawn_app_and_user().await;
+    let origins = [app.endpoint(), app.spawn_replica().await];
     let done = std::sync::atomic::AtomicBool::new(false);
 
     let writers = (0..WRITERS).map(|w| {
-        let (app, bases, user) = (&app, &bases, &user);
-        async move {
-            let base = &bases[w % 2];
-            let token = if w % 2 == 0 {
-                &user.access
-            } else {
-                &app.admin.access
-            };
-            for i in 0..WRITES {
-                let name = format!("writer {w} write {i}");
-                let resp = app
-                    .client
-                    .patch(format!("{base}/users/{}", user.id))
-                    .bearer_auth(token)
-                    .header("content-type", "application/merge-patch+json")
-                    .body(json!({"display_name": name}).to_string())
-                    .send()
-                    .await
-                    .unwrap();
-                let written = version_of(&json_body(resp, 200).await);
-                let (status, seen, _) = read_user(app, base, token, user.id).await;
-                assert_eq!(status, 200);
-                let seen_version = version_of(&seen);
-                assert!(
-                    seen_version >= written,
-                    "writer {w} wrote version {written} and then read {seen_version}"
-                );
-                if seen_version == written {
-                    assert_eq!(seen["display_name"], json!(name));
-                }
-            }
-        }
+        let writer = if w % 2 == 0 { &user } else { &app.admin };
+        write_and_read_back(w, &origins[w % 2], writer, &user)
     });
     let readers = (0..READERS).map(|r| {
-        let (app, bases, user, done) = (&app, &bases, &user, &done);
+        let (app, origins, user, done) = (&app, &origins, &user, &done);
         async move {
             let mut last = 0;
             let mut n = 0usize;
             while !done.load(std::sync::atomic::Ordering::Relaxed) || n < 5 {
                 // Reader 2 alternates between the replicas: Redis is shared, so even that
                 // sequence must never go back.
-                let base = if r == 2 { &bases[n % 2] } else { &bases[r] };
-                let (status, body, etag) = read_user(app, base, &app.admin.access, user.id).await;
-                assert_eq!(status, 200, "{body}");
-                let v = version_of(&body);
+                let origin = if r == 2 { &origins[n % 2] } else { &origins[r] };
+                let read = origin.as_user(&app.admin).get_user(user.id).await;
+                let v = version_of(&read.expect_json(200));
                 assert!(v >= last, "reader {r} saw version {v} after {last}");
                 assert_eq!(
-                    etag,
+                    read.header("etag"),
                     Some(format!("\"{}-{v}\"", user.id.simple())),
                     "the ETag names the served version"
                 );
@@ -350,18 +295,22 @@ async fn concurrent_patches_and_reads_never_go_back_in_time() {
     let (_, reads) = tokio::join!(write_all, join_all(readers));
 
     assert!(reads.iter().all(|n| *n >= 5), "reads per reader: {reads:?}");
-    let (db_version, db_name) = db_row(&app, user.id).await;
+    let (db_version, db_name) = db_row(&app, &user).await;
     assert_eq!(
         db_version,
         1 + (WRITERS * WRITES) as i64,
         "every write counted"
     );
-    for base in &bases {
-        for token in [&app.admin.access, &user.access] {
-            let (status, body, _) = read_user(&app, base, token, user.id).await;
-            assert_eq!(status, 200);
-            assert_eq!(version_of(&body), db_version, "{base} serves the row");
-            assert_eq!(body["display_name"], json!(db_name), "{base}");
+    for origin in &origins {
+        for reader in [&app.admin, &user] {
+            let view = view_of(origin, reader, &user).await;
+            assert_eq!(
+                version_of(&view),
+                db_version,
+                "{} serves the row",
+                origin.base()
+            );
+            assert_eq!(view["display_name"], json!(db_name), "{}", origin.base());
         }
     }
 }

@@ -5,16 +5,22 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    assert_problem, header, json_body, spawn_app, spawn_app_with, strong_password, unique_name,
+    Api as _, Call, Reply, account_json, spawn_app, spawn_app_and_user, spawn_app_set,
+    strong_password, unique_name,
 };
+
+/// Sends `call` with `body` as `content_type`.
+async fn send_as(call: Call, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
+    call.typed_body(content_type, body).send().await
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_route_is_a_404_problem() {
     let app = spawn_app().await;
 
-    let resp = app.get("/no/such/route").send().await.unwrap();
+    let resp = app.get("/no/such/route").send().await;
 
-    let body = assert_problem(resp, 404, "not-found").await;
+    let body = resp.assert_problem(404, "not-found");
     insta::assert_json_snapshot!(body, @r#"
     {
       "detail": "The requested resource does not exist.",
@@ -29,10 +35,9 @@ async fn an_unknown_route_is_a_404_problem() {
 async fn a_wrong_method_is_a_405_problem() {
     let app = spawn_app().await;
 
-    let resp = app.delete("/auth/login").send().await.unwrap();
+    let resp = app.delete("/auth/login").send().await;
 
-    let allow = header(&resp, "allow");
-    let body = assert_problem(resp, 405, "method-not-allowed").await;
+    let body = resp.assert_problem(405, "method-not-allowed");
     insta::assert_json_snapshot!(body, @r#"
     {
       "detail": "This method is not supported on this resource.",
@@ -42,7 +47,7 @@ async fn a_wrong_method_is_a_405_problem() {
     }
     "#);
     assert!(
-        allow.is_some_and(|a| a.contains("POST")),
+        resp.header("allow").is_some_and(|a| a.contains("POST")),
         "Allow names the method that works"
     );
 }
@@ -51,9 +56,9 @@ async fn a_wrong_method_is_a_405_problem() {
 async fn a_missing_token_is_pinned() {
     let app = spawn_app().await;
 
-    let resp = app.get("/users/me").send().await.unwrap();
+    let resp = app.get("/users/me").send().await;
 
-    let body = assert_problem(resp, 401, "unauthenticated").await;
+    let body = resp.assert_problem(401, "unauthenticated");
     insta::assert_json_snapshot!(body, @r#"
     {
       "detail": "A bearer access token is required.",
@@ -68,9 +73,9 @@ async fn a_missing_token_is_pinned() {
 async fn a_bad_token_is_pinned() {
     let app = spawn_app().await;
 
-    let resp = app.me("not-a-token").await;
+    let resp = app.bearer("not-a-token").me().await;
 
-    let body = assert_problem(resp, 401, "invalid-token").await;
+    let body = resp.assert_problem(401, "invalid-token");
     insta::assert_json_snapshot!(body, @r#"
     {
       "detail": "The access token is invalid, expired or revoked.",
@@ -87,7 +92,7 @@ async fn bad_credentials_are_pinned() {
 
     let resp = app.login_raw("nobody", "some-wrong-passphrase-here").await;
 
-    let body = assert_problem(resp, 401, "invalid-credentials").await;
+    let body = resp.assert_problem(401, "invalid-credentials");
     insta::assert_json_snapshot!(body, @r#"
     {
       "detail": "The login or password is incorrect.",
@@ -100,16 +105,13 @@ async fn bad_credentials_are_pinned() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn disabled_registration_is_pinned() {
-    let app = spawn_app_with(|vars| {
-        vars.insert("ALLOW_REGISTRATION".into(), "false".into());
-    })
-    .await;
+    let app = spawn_app_set(&[("ALLOW_REGISTRATION", "false")]).await;
 
     let resp = app
         .register("someone", "someone@example.com", &strong_password())
         .await;
 
-    let body = assert_problem(resp, 403, "registration-disabled").await;
+    let body = resp.assert_problem(403, "registration-disabled");
     insta::assert_json_snapshot!(body, @r#"
     {
       "detail": "Self-registration is disabled on this server.",
@@ -124,14 +126,10 @@ async fn disabled_registration_is_pinned() {
 async fn a_bogus_reset_token_is_pinned() {
     let app = spawn_app().await;
 
-    let resp = app
-        .put("/auth/password/reset/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-        .json(&json!({"password": strong_password()}))
-        .send()
-        .await
-        .unwrap();
+    let bogus = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let resp = app.complete_reset(bogus, &strong_password()).await;
 
-    let body = assert_problem(resp, 400, "invalid-reset-token").await;
+    let body = resp.assert_problem(400, "invalid-reset-token");
     insta::assert_json_snapshot!(body, @r#"
     {
       "detail": "The reset token is invalid, expired or already used.",
@@ -147,13 +145,10 @@ async fn a_short_username_is_pinned() {
     let app = spawn_app().await;
 
     let resp = app
-        .post("/auth/register")
-        .json(&json!({"username": "ab", "email": "ab@example.com", "password": strong_password()}))
-        .send()
-        .await
-        .unwrap();
+        .register("ab", "ab@example.com", &strong_password())
+        .await;
 
-    let body = assert_problem(resp, 422, "validation-failed").await;
+    let body = resp.assert_problem(422, "validation-failed");
     insta::assert_json_snapshot!(body, @r#"
     {
       "detail": "1 field(s) are invalid.",
@@ -175,14 +170,8 @@ async fn malformed_json_is_400() {
     let app = spawn_app().await;
 
     for raw in [r#"{"login": "a", "password": "#, "not json at all", ""] {
-        let resp = app
-            .post("/auth/login")
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(resp, 400, "malformed-request").await;
+        let resp = send_as(app.post("/auth/login"), "application/json", raw).await;
+        resp.assert_problem(400, "malformed-request");
     }
 }
 
@@ -190,76 +179,50 @@ async fn malformed_json_is_400() {
 async fn a_wrong_content_type_is_415() {
     let app = spawn_app().await;
     let body = json!({"username": unique_name("ct"), "email": "ct@example.com", "password": strong_password()});
+    let register = || app.post("/auth/register");
 
-    let plain = app
-        .post("/auth/register")
-        .header("content-type", "text/plain")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_problem(plain, 415, "unsupported-media-type").await;
-
-    let none = app
-        .post("/auth/register")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_problem(none, 415, "unsupported-media-type").await;
-
-    let xml = app
-        .post("/roles")
-        .bearer_auth(&app.admin.access)
-        .header("content-type", "application/xml")
-        .body("<role/>")
-        .send()
-        .await
-        .unwrap();
-    assert_problem(xml, 415, "unsupported-media-type").await;
+    let plain = send_as(register(), "text/plain", body.to_string()).await;
+    let none = register().body(body.to_string()).send().await;
+    let xml = send_as(app.as_admin().post("/roles"), "application/xml", "<role/>").await;
+    for resp in [plain, none, xml] {
+        resp.assert_problem(415, "unsupported-media-type");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_over_64_kib_is_413() {
     let app = spawn_app().await;
-    let huge = json!({
-        "username": unique_name("big"), "email": "big@example.com",
-        "password": strong_password(), "display_name": "x".repeat(70 * 1024)
-    });
+    // An account whose display name is `kib` KiB long.
+    let account = |kib: usize| {
+        let display_name = "x".repeat(kib * 1024);
+        account_json(&unique_name("big"), json!({"display_name": display_name}))
+    };
 
-    let resp = app.post("/auth/register").json(&huge).send().await.unwrap();
+    let resp = app.post("/auth/register").json(&account(70)).send().await;
 
-    assert_problem(resp, 413, "payload-too-large").await;
+    resp.assert_problem(413, "payload-too-large");
 
     // Just under the limit is parsed (and then refused for its content, not its size).
-    let near = json!({
-        "username": unique_name("big"), "email": "big@example.com",
-        "password": strong_password(), "display_name": "x".repeat(60 * 1024)
-    });
-    let resp = app.post("/auth/register").json(&near).send().await.unwrap();
-    assert_problem(resp, 422, "validation-failed").await;
+    let resp = app.post("/auth/register").json(&account(60)).send().await;
+    resp.assert_problem(422, "validation-failed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_reveal_no_internals() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let secret = "my-secret-passphrase-should-not-echo";
 
     let conflict = app
         .register(&user.username, "x@example.com", &strong_password())
         .await;
     let weak = app
-        .post("/auth/register")
-        .json(&json!({"username": unique_name("w"), "email": "w@example.com", "password": "password"}))
-        .send()
-        .await
-        .unwrap();
+        .register(&unique_name("w"), "w@example.com", "password")
+        .await;
     let login = app.login_raw(&user.username, secret).await;
-    let bad_id = app.get_user(&app.admin.access, uuid::Uuid::nil()).await;
+    let bad_id = app.as_admin().get_user(uuid::Uuid::nil()).await;
 
     for resp in [conflict, weak, login, bad_id] {
-        let text = resp.text().await.unwrap();
+        let text = resp.text;
         let lower = text.to_lowercase();
         for needle in [
             "duplicate key",
@@ -286,29 +249,25 @@ async fn errors_reveal_no_internals() {
 async fn a_non_uuid_user_id_is_not_a_server_error() {
     let app = spawn_app().await;
 
-    let resp = app
-        .get("/users/not-a-uuid")
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.as_admin().get("/users/not-a-uuid").send().await;
 
-    let status = resp.status().as_u16();
-    assert!(status == 400 || status == 404, "{status}");
-    let code = if status == 400 {
-        "malformed-request"
-    } else {
-        "not-found"
+    let code = match resp.status {
+        400 => "malformed-request",
+        404 => "not-found",
+        other => panic!("{other}: {resp}"),
     };
-    assert_problem(resp, status, code).await;
+    resp.assert_problem(resp.status, code);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn success_bodies_are_json() {
     let app = spawn_app().await;
 
-    let resp = app.me(&app.admin.access).await;
+    let resp = app.as_admin().me().await;
 
-    assert!(header(&resp, "content-type").is_some_and(|c| c.starts_with("application/json")));
-    json_body(resp, 200).await;
+    assert!(
+        resp.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+    );
+    resp.expect_json(200);
 }

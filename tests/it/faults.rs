@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use futures::future::join_all;
-use reqwest::Response;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, TestUser, assert_problem, header, json_body, spawn_app, spawn_app_with,
-    strong_password, unique_name,
+    Api as _, Credentials, Endpoint, Reply, TestApp, TestUser, spawn_app, spawn_app_set,
+    spawn_app_with, strong_password, unique_name,
 };
 use crate::proxy::TcpProxy;
 use crate::testdb::connect;
@@ -47,7 +46,7 @@ async fn within<T>(what: &str, budget: Duration, request: impl Future<Output = T
 async fn wait_for_readyz(app: &TestApp, status: u16) {
     let mut last = 0;
     for _ in 0..100 {
-        last = app.get("/readyz").send().await.unwrap().status().as_u16();
+        last = app.get("/readyz").send().await.status;
         if last == status {
             return;
         }
@@ -60,13 +59,10 @@ async fn wait_for_readyz(app: &TestApp, status: u16) {
 async fn app_behind_redis_proxy() -> (TestApp, TcpProxy, TestUser) {
     let proxy = TcpProxy::start(redis_addr()).await;
     let url = format!("redis://{}", proxy.addr());
-    let app = spawn_app_with(|v| {
-        v.insert("REDIS_URL".into(), url);
-    })
-    .await;
+    let app = spawn_app_set(&[("REDIS_URL", &url)]).await;
     let user = app.new_user().await;
     for _ in 0..2 {
-        assert_eq!(app.me(&user.access).await.status(), 200);
+        app.as_user(&user).me().await.expect_status(200);
     }
     assert!(
         app.metrics().await.sum("users_cache_hits_total", &[]) >= 1.0,
@@ -87,32 +83,19 @@ async fn without_redis_requests_are_served_from_postgres_and_the_cache_returns_w
     proxy.cut();
 
     let budget = REDIS_DOWN_BUDGET;
-    let me = within("GET /users/me", budget, app.me(&user.access)).await;
-    assert_eq!(json_body(me, 200).await["id"], json!(user.id));
-    let login = within(
-        "login",
-        budget,
-        app.login_raw(&user.username, &user.password),
-    )
-    .await;
-    assert_eq!(login.status(), 200);
-    let read = within(
-        "GET /users/{id}",
-        budget,
-        app.get_user(&app.admin.access, user.id),
-    )
-    .await;
-    assert_eq!(read.status(), 200);
-    let patch = within(
-        "PATCH /users/{id}",
-        budget,
-        app.patch_user(&user.access, user.id, &json!({"display_name": "No Redis"})),
-    )
-    .await;
-    assert_eq!(patch.status(), 200);
-    let ready = within("GET /readyz", budget, app.get("/readyz").send()).await;
-    assert_problem(ready.unwrap(), 503, "unavailable").await;
-    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+    let (as_user, as_admin) = (app.as_user(&user), app.as_admin());
+    let no_redis = json!({"display_name": "No Redis"});
+    let me = within("GET /users/me", budget, as_user.me()).await;
+    assert_eq!(me.expect_json(200)["id"], json!(user.id));
+    let login = app.login_raw(&user.username, &user.password);
+    let login = within("login", budget, login).await;
+    let read = within("GET /users/{id}", budget, as_admin.get_user(user.id)).await;
+    let patch = as_user.patch_user(user.id, &no_redis);
+    let patch = within("PATCH /users/{id}", budget, patch).await;
+    for resp in [login, read, patch] {
+        resp.expect_status(200);
+    }
+    assert_unready_but_alive(&app, budget).await;
 
     proxy.restore();
 
@@ -120,7 +103,7 @@ async fn without_redis_requests_are_served_from_postgres_and_the_cache_returns_w
     let before = cache_hits(&app).await;
     let mut hits = before;
     for _ in 0..50 {
-        assert_eq!(app.me(&user.access).await.status(), 200);
+        as_user.me().await.expect_status(200);
         hits = cache_hits(&app).await;
         if hits > before {
             break;
@@ -136,42 +119,26 @@ async fn without_redis_requests_are_served_from_postgres_and_the_cache_returns_w
 async fn writes_made_while_redis_was_cut_are_not_hidden_by_older_entries_afterwards() {
     let (app, proxy, user) = app_behind_redis_proxy().await;
     let doomed = app.new_user().await;
+    let (as_user, as_admin) = (app.as_user(&user), app.as_admin());
     for _ in 0..2 {
-        assert_eq!(
-            app.get_user(&app.admin.access, doomed.id).await.status(),
-            200
-        );
+        as_admin.get_user(doomed.id).await.expect_status(200);
     }
 
     proxy.cut();
-    let patch = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"display_name": "Changed Offline"}),
-        )
-        .await;
-    let etag = header(&patch, "etag");
-    json_body(patch, 200).await;
-    let delete = app
-        .delete(&format!("/users/{}", doomed.id))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(delete.status(), 204);
+    let patch = json!({"display_name": "Changed Offline"});
+    let patched = as_user.patch_user(user.id, &patch).await;
+    patched.expect_json(200);
+    as_admin.delete_user(doomed.id).await.expect_status(204);
     proxy.restore();
     wait_for_readyz(&app, 200).await;
 
-    let me = app.me(&user.access).await;
-    let me_etag = header(&me, "etag");
-    let me_body = json_body(me, 200).await;
-    let gone = app.get_user(&app.admin.access, doomed.id).await;
-    let gone_status = gone.status().as_u16();
+    let me = as_user.me().await;
+    let me_body = me.expect_json(200);
+    let gone = as_admin.get_user(doomed.id).await;
 
     assert_eq!(
-        (me_etag, &me_body["display_name"], gone_status),
-        (etag, &json!("Changed Offline"), 404),
+        (me.header("etag"), &me_body["display_name"], gone.status),
+        (patched.header("etag"), &json!("Changed Offline"), 404),
         "(the writer's ETag, display name) after its PATCH, and the deleted user's status"
     );
 }
@@ -183,18 +150,14 @@ async fn a_hanging_redis_costs_bounded_latency() {
     proxy.blackhole();
 
     for i in 0..3 {
-        let me = within("GET /users/me", REDIS_DOWN_BUDGET, app.me(&user.access)).await;
-        assert_eq!(me.status(), 200, "attempt {i}");
-        let login = within(
-            "login",
-            REDIS_DOWN_BUDGET,
-            app.login_raw(&user.username, &user.password),
-        )
-        .await;
-        assert_eq!(login.status(), 200, "attempt {i}");
+        let me = within("GET /users/me", REDIS_DOWN_BUDGET, app.as_user(&user).me()).await;
+        assert_eq!(me.status, 200, "attempt {i}: {me}");
+        let login = app.login_raw(&user.username, &user.password);
+        let login = within("login", REDIS_DOWN_BUDGET, login).await;
+        assert_eq!(login.status, 200, "attempt {i}: {login}");
     }
     let ready = within("GET /readyz", REDIS_DOWN_BUDGET, app.get("/readyz").send()).await;
-    assert_problem(ready.unwrap(), 503, "unavailable").await;
+    ready.assert_problem(503, "unavailable");
 
     proxy.restore();
     wait_for_readyz(&app, 200).await;
@@ -216,13 +179,20 @@ async fn kill_backends(db_name: &str, spare: i32) -> usize {
 }
 
 /// Asserts a failed request is a `503 unavailable` problem with `Retry-After`.
-async fn assert_unavailable(resp: Response, what: &str) {
-    let retry_after = header(&resp, "retry-after");
-    let body = assert_problem(resp, 503, "unavailable").await;
+fn assert_unavailable(resp: &Reply, what: &str) {
+    let retry_after = resp.header("retry-after");
+    let body = resp.assert_problem(503, "unavailable");
     assert!(
         retry_after.is_some_and(|s| s.parse::<u32>().is_ok_and(|s| s >= 1)),
         "{what}: 503 with a Retry-After; body {body}"
     );
+}
+
+/// Asserts `/readyz` says `503 unavailable` within `budget` while `/healthz` says `200`.
+async fn assert_unready_but_alive(app: &TestApp, budget: Duration) {
+    let ready = within("GET /readyz", budget, app.get("/readyz").send()).await;
+    ready.assert_problem(503, "unavailable");
+    app.get("/healthz").send().await.expect_status(200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -250,12 +220,11 @@ async fn killed_database_connections_lose_no_acknowledged_write_and_the_pool_rec
             let mut outcomes = Vec::new();
             for i in 0..PATCHES_PER_CHAIN {
                 let name = format!("chain {c} patch {i}");
-                let resp = app
-                    .patch_user(&user.access, user.id, &json!({"display_name": name}))
-                    .await;
-                let status = resp.status().as_u16();
+                let patch = json!({"display_name": name});
+                let resp = app.as_user(user).patch_user(user.id, &patch).await;
+                let status = resp.status;
                 if status != 200 {
-                    assert_unavailable(resp, &format!("PATCH {name} ({status})")).await;
+                    assert_unavailable(&resp, &format!("PATCH {name} ({status})"));
                 }
                 outcomes.push((name, status));
             }
@@ -269,12 +238,12 @@ async fn killed_database_connections_lose_no_acknowledged_write_and_the_pool_rec
                 let username = unique_name("k");
                 let email = format!("{username}@example.com");
                 let resp = app.register(&username, &email, &strong_password()).await;
-                let status = resp.status().as_u16();
+                let status = resp.status;
                 if status == 201 {
-                    let body = json_body(resp, 201).await;
+                    let body = resp.expect_json(201);
                     Some(body["id"].as_str().unwrap().parse::<Uuid>().unwrap())
                 } else {
-                    assert_unavailable(resp, &format!("register ({status})")).await;
+                    assert_unavailable(&resp, &format!("register ({status})"));
                     None
                 }
             }
@@ -331,11 +300,9 @@ async fn killed_database_connections_lose_no_acknowledged_write_and_the_pool_rec
         }
     }
     for id in registered.iter().flatten() {
-        let n: i64 = db
-            .query_one("SELECT count(*) FROM users WHERE id = $1", &[id])
-            .await
-            .unwrap()
-            .get(0);
+        let n = app
+            .count("SELECT count(*) FROM users WHERE id = $1", &[id])
+            .await;
         assert_eq!(n, 1, "acknowledged registration {id} is stored");
     }
     let ok_patches = patches.iter().flatten().filter(|(_, s)| *s == 200).count();
@@ -348,15 +315,15 @@ async fn killed_database_connections_lose_no_acknowledged_write_and_the_pool_rec
     // The pool recovers without a restart: connections killed while idle are replaced.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for user in &users {
-        let me = app.me(&user.access).await;
-        assert_eq!(me.status(), 200, "{}", me.text().await.unwrap_or_default());
-        let resp = app
-            .patch_user(&user.access, user.id, &json!({"display_name": "After"}))
-            .await;
-        assert_eq!(resp.status(), 200);
+        app.as_user(user).me().await.expect_status(200);
+        let after = json!({"display_name": "After"});
+        app.as_user(user)
+            .patch_user(user.id, &after)
+            .await
+            .expect_status(200);
     }
     app.login(&users[0].username, &users[0].password).await;
-    assert_eq!(app.get("/readyz").send().await.unwrap().status(), 200);
+    app.get("/readyz").send().await.expect_status(200);
 }
 
 /// An origin whose `DATABASE_URL` goes through a proxy.
@@ -379,51 +346,28 @@ async fn while_postgres_is_cut_the_api_answers_503_and_recovers_after() {
 
     proxy.cut();
 
-    let me = within("GET /users/me", budget, app.me(&user.access)).await;
-    assert_unavailable(me, "GET /users/me").await;
-    let read = within(
-        "GET /users/{id}",
-        budget,
-        app.get_user(&app.admin.access, user.id),
-    )
-    .await;
-    assert_unavailable(read, "GET /users/{id}").await;
-    let login = within(
-        "login",
-        budget,
-        app.login_raw(&user.username, &user.password),
-    )
-    .await;
-    assert_unavailable(login, "login").await;
-    let username = unique_name("cut");
-    let register = within(
-        "register",
-        budget,
-        app.register(
-            &username,
-            &format!("{username}@example.com"),
-            &strong_password(),
-        ),
-    )
-    .await;
-    assert_unavailable(register, "register").await;
-    let ready = within("GET /readyz", budget, app.get("/readyz").send()).await;
-    assert_problem(ready.unwrap(), 503, "unavailable").await;
-    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+    let me = within("GET /users/me", budget, app.as_user(&user).me()).await;
+    assert_unavailable(&me, "GET /users/me");
+    let read = within("GET /users/{id}", budget, app.as_admin().get_user(user.id)).await;
+    assert_unavailable(&read, "GET /users/{id}");
+    let login = app.login_raw(&user.username, &user.password);
+    assert_unavailable(&within("login", budget, login).await, "login");
+    let account = Credentials::fresh("cut");
+    let register = app.register(&account.username, &account.email, &account.password);
+    assert_unavailable(&within("register", budget, register).await, "register");
+    assert_unready_but_alive(&app, budget).await;
 
     proxy.restore();
 
     wait_for_readyz(&app, 200).await;
-    assert_eq!(app.me(&user.access).await.status(), 200);
+    app.as_user(&user).me().await.expect_status(200);
     let pair = app.login(&user.username, &user.password).await;
+    let back = json!({"display_name": "Back"});
     let resp = app
-        .patch_user(
-            &pair.access_token,
-            user.id,
-            &json!({"display_name": "Back"}),
-        )
+        .bearer(&pair.access_token)
+        .patch_user(user.id, &back)
         .await;
-    assert_eq!(json_body(resp, 200).await["display_name"], json!("Back"));
+    assert_eq!(resp.expect_json(200)["display_name"], json!("Back"));
 }
 
 /// A PostgreSQL that stops answering (a network partition: connections stay open, nothing
@@ -433,22 +377,18 @@ async fn a_hanging_postgres_yields_503_within_bounded_time() {
     let (app, proxy) = app_behind_postgres_proxy().await;
     let user = app.new_user().await;
     // Several pooled connections, so requests meet idle connections that now hang.
-    join_all((0..4).map(|_| app.me(&user.access))).await;
+    let as_user = app.as_user(&user);
+    join_all((0..4).map(|_| as_user.me())).await;
     let budget = Duration::from_secs(10);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .unwrap();
+    let patient = Endpoint::with_timeout(&app.address, Duration::from_secs(15));
 
     proxy.blackhole();
 
     let attempts = (0..3).map(|_| {
-        let client = client.clone();
-        let url = app.url("/users/me");
-        let token = user.access.clone();
+        let call = patient.as_user(&user).get("/users/me");
         async move {
             let start = Instant::now();
-            let resp = client.get(url).bearer_auth(token).send().await;
+            let resp = call.try_send().await;
             (start.elapsed(), resp)
         }
     });
@@ -464,7 +404,7 @@ async fn a_hanging_postgres_yields_503_within_bounded_time() {
     for (took, resp) in results {
         let resp = resp.unwrap_or_else(|e| panic!("no answer after {took:?}: {e}"));
         assert!(took < budget, "answered after {took:?}");
-        assert_unavailable(resp, "GET /users/me").await;
+        assert_unavailable(&resp, "GET /users/me");
     }
-    assert_problem(ready.unwrap(), 503, "unavailable").await;
+    ready.assert_problem(503, "unavailable");
 }

@@ -48,6 +48,42 @@ pub fn compact_jws(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> V
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
+/// `token` with its claims replaced by `claims` and its header and signature kept.
+pub fn with_claims(token: &str, claims: &Value) -> String {
+    let mut parts = token.split('.');
+    let header = parts.next().expect("a JWT header");
+    let signature = parts.nth(1).expect("a JWT signature");
+    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{header}.{claims}.{signature}")
+}
+
+/// `claims` with each member of `changes` set, or removed where it is `null`.
+pub fn changed(claims: &Value, changes: Value) -> Value {
+    let mut out = claims.clone();
+    let members = out.as_object_mut().expect("claims are an object");
+    for (key, value) in changes.as_object().expect("changes are an object") {
+        if value.is_null() {
+            members.remove(key);
+        } else {
+            members.insert(key.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The kid of `seed`'s key, asserting that `token` names it (its issuer signs with `seed`).
+#[track_caller]
+pub fn assert_signed_with(token: &str, seed: [u8; 32]) -> String {
+    let kid = thumbprint(&public_key_of(seed));
+    let (header, _) = jwt_parts(token);
+    assert_eq!(
+        header["kid"],
+        json!(kid),
+        "the origin signs with the test's seed"
+    );
+    kid
+}
+
 /// An EdDSA JWT over `claims`, signed with the key of `seed`, naming `kid`.
 pub fn sign_eddsa(seed: [u8; 32], kid: &str, claims: &Value) -> String {
     let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));

@@ -2,19 +2,21 @@
 //! port, against a fresh PostgreSQL database cloned from a migrated template, with an in-process
 //! SMTP sink catching its mail.
 //!
-//! - [`helpers`]: the harness (`spawn_app`, `TestApp`, `TestUser`, problem assertions).
+//! - [`helpers`]: the harness (`spawn_app`, `TestApp`, `TestUser`) and the request API every
+//!   suite and the edge scenarios share: `app.as_user(&user).get_user(id).await` gives a
+//!   [`helpers::Reply`] with its assertions (`expect_json(200)`, `assert_problem(404, …)`).
 //! - [`testdb`]: the migrated template database and per-test clones.
 //! - [`smtp`]: the SMTP sink and reset-token extraction from mail.
 //! - [`jwt`]: decoding and hand-signing JWTs for the forgery tests.
 //! - one module per area: [`register`]; [`auth`] (login, refresh, logout); [`tokens`] (forged
 //!   and rotated access tokens); [`users`] (read, create, delete); [`updates`] (PATCH, PUT,
 //!   password change); [`access`] (BOLA, privilege escalation); [`revocation`]; [`roles`];
-//!   [`reset`] (password reset by mail); [`pagination`] (keyset pages, filters);
+//!   [`reset`] (password reset by mail); [`pagination`] (keyset pages; its filters);
 //!   [`concurrency`]; [`errors`] (the problem vocabulary, pinned with snapshots); [`audit`];
 //!   [`ops`] (probes, config, bootstrap, replicas, sabotage); [`nginx`] (the committed nginx
 //!   config in front of two replicas: spreading, request ids, body limit, failover).
 //! - [`cache`] (the user-view cache across replicas and races); [`ratelimit`] (quotas,
-//!   login lock-outs, trusted client addresses); [`observability`] (metrics, the `/v1`
+//!   login lock-outs; trusted client addresses); [`observability`] (metrics, the `/v1`
 //!   alias, request ids); [`faults`] (Redis and PostgreSQL cut, hanging or killed, through
 //!   the TCP [`proxy`]); [`scrape`] reads `/metrics`.
 //! - [`edge`]: the edge tier (the Cloudflare Worker under `wrangler dev`, the Spin component

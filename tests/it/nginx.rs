@@ -13,13 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
-use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::helpers::{assert_problem, header, spawn_app};
+use crate::helpers::{Api as _, Endpoint, Reply, build_origin, free_port, spawn_app};
 
 /// The committed configuration under test.
 const NGINX_CONF: &str = include_str!("../../deploy/nginx/nginx.conf");
@@ -82,32 +80,14 @@ fn nginx_binary() -> PathBuf {
         )
 }
 
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
-
-/// A client for the proxy: no redirects, no proxies, and a short timeout so a stuck request
-/// fails the test quickly instead of hanging it.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("build the HTTP client")
-}
-
 /// A running nginx (master and one worker) in its own prefix directory.
 struct Nginx {
     bin: PathBuf,
     dir: PathBuf,
     child: Child,
-    /// `http://127.0.0.1:PORT`.
-    address: String,
+    /// `http://127.0.0.1:PORT`, with a short timeout so a stuck request fails the test
+    /// quickly instead of hanging it.
+    entry: Endpoint,
 }
 
 impl Nginx {
@@ -172,7 +152,10 @@ impl Nginx {
                 bin: bin.clone(),
                 dir,
                 child,
-                address: format!("http://127.0.0.1:{port}"),
+                entry: Endpoint::with_timeout(
+                    &format!("http://127.0.0.1:{port}"),
+                    Duration::from_secs(10),
+                ),
             };
             match nginx.wait_ready().await {
                 Ok(()) => return nginx,
@@ -184,14 +167,13 @@ impl Nginx {
 
     /// Polls `/healthz` through nginx for up to 10 s.
     async fn wait_ready(&mut self) -> Result<(), String> {
-        let client = client();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("nginx exited with {status}: {}", self.error_log()));
             }
-            if let Ok(resp) = client.get(self.url("/healthz")).send().await
-                && resp.status() == StatusCode::OK
+            if let Ok(resp) = self.entry.get("/healthz").try_send().await
+                && resp.status == 200
             {
                 return Ok(());
             }
@@ -200,10 +182,6 @@ impl Nginx {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
     }
 
     fn error_log(&self) -> String {
@@ -250,11 +228,7 @@ struct Replica {
 
 impl Replica {
     async fn start(vars: &HashMap<String, String>) -> Self {
-        let config = users_origin::Config::from_lookup(|k| vars.get(k).cloned())
-            .expect("the test configuration is valid");
-        let app = users_origin::Application::build(config)
-            .await
-            .expect("the replica starts");
+        let app = build_origin(vars).await;
         let addr = format!("127.0.0.1:{}", app.port());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_with_shutdown(async {
@@ -289,35 +263,31 @@ impl Drop for Replica {
 /// The replicas nginx tried for `resp`, in order, from `X-Upstream` (`$upstream_addr`): the
 /// last one answered, earlier ones failed and were moved on from. Empty for an answer of
 /// nginx's own (its error pages carry no `X-Upstream`).
-fn tried(resp: &reqwest::Response) -> Vec<String> {
-    header(resp, "x-upstream")
+fn tried(resp: &Reply) -> Vec<String> {
+    resp.header("x-upstream")
         .map(|h| h.split(',').map(|a| a.trim().to_owned()).collect())
         .unwrap_or_default()
 }
 
 /// The replica that answered `resp`.
-fn answered_by(resp: &reqwest::Response) -> String {
+fn answered_by(resp: &Reply) -> String {
     tried(resp).pop().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nginx_spreads_requests_and_fails_over_when_a_replica_stops() {
     let app = spawn_app().await;
-    let first = app
-        .address
-        .strip_prefix("http://")
-        .expect("an http address")
-        .to_owned();
+    let first = app.endpoint().host_port().to_owned();
     let second = Replica::start(&app.vars).await;
     let nginx = Nginx::start(&[&first, &second.addr]).await;
-    let client = client();
-    let login = json!({"login": app.admin.username, "password": app.admin.password});
+    let entry = &nginx.entry;
+    let admin = &app.admin;
 
     // Both replicas serve: round robin alternates over 20 requests.
     let mut seen = BTreeSet::new();
     for _ in 0..20 {
-        let resp = client.get(nginx.url("/healthz")).send().await.unwrap();
-        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = entry.get("/healthz").send().await;
+        resp.expect_status(200);
         seen.insert(answered_by(&resp));
     }
     assert_eq!(
@@ -327,64 +297,41 @@ async fn nginx_spreads_requests_and_fails_over_when_a_replica_stops() {
     );
 
     // A token issued through one replica works on whichever answers next (shared keys).
-    let resp = client
-        .post(nginx.url("/auth/login"))
-        .json(&login)
-        .send()
+    let token = entry
+        .login(&admin.username, &admin.password)
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let token = resp.json::<serde_json::Value>().await.unwrap()["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_owned();
+        .access_token;
     for _ in 0..4 {
-        let resp = client
-            .get(nginx.url("/users/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "GET /users/me through nginx");
+        let resp = entry.bearer(&token).me().await;
+        assert_eq!(resp.status, 200, "GET /users/me through nginx: {resp}");
     }
 
     // Request ids: the client's is passed on and echoed; without one, nginx makes one (32 hex
     // digits, unlike the origin's own UUIDs) and the origin keeps it.
     let mine = format!("nginx-{}", Uuid::new_v4().simple());
-    let resp = client
-        .get(nginx.url("/healthz"))
-        .header("x-request-id", &mine)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        header(&resp, "x-request-id").as_deref(),
-        Some(mine.as_str())
-    );
-    let resp = client.get(nginx.url("/healthz")).send().await.unwrap();
-    let generated = header(&resp, "x-request-id").expect("a request id");
+    let resp = entry.get("/healthz").request_id(&mine).send().await;
+    assert_eq!(resp.request_id(), mine);
+    let generated = entry.get("/healthz").send().await.request_id();
     assert!(
         generated.len() == 32 && generated.chars().all(|c| c.is_ascii_hexdigit()),
         "nginx's request id reaches the origin: {generated:?}"
     );
 
     // Oversized bodies stop at nginx, as the same problem the origin would give.
-    let resp = client
-        .post(nginx.url("/auth/login"))
-        .header("content-type", "application/json")
-        .body(vec![b' '; 70 * 1024])
+    let resp = entry
+        .post("/auth/login")
+        .typed_body("application/json", vec![b' '; 70 * 1024])
         .send()
-        .await
-        .unwrap();
+        .await;
     assert!(
-        header(&resp, "x-upstream").is_none(),
+        resp.header("x-upstream").is_none(),
         "refused by nginx itself"
     );
-    assert_problem(resp, 413, "payload-too-large").await;
+    resp.assert_problem(413, "payload-too-large");
 
     // Metrics are for Prometheus on the replicas, not for the public entry point.
-    let resp = client.get(nginx.url("/metrics")).send().await.unwrap();
-    assert_problem(resp, 404, "not-found").await;
+    let resp = entry.get("/metrics").send().await;
+    resp.assert_problem(404, "not-found");
 
     // Stop the second replica (graceful: it drains, then its port is closed).
     let gone = second.addr.clone();
@@ -398,34 +345,23 @@ async fn nginx_spreads_requests_and_fails_over_when_a_replica_stops() {
         // 50 GETs, then 10 logins (POST: nginx may retry it only because the connection was
         // refused, i.e. the request never reached the stopped replica).
         let (what, resp) = if i < 50 {
-            let resp = client.get(nginx.url("/healthz")).send().await.unwrap();
-            ("GET /healthz", resp)
+            ("GET /healthz", entry.get("/healthz").send().await)
         } else {
-            let resp = client
-                .post(nginx.url("/auth/login"))
-                .json(&login)
-                .send()
-                .await
-                .unwrap();
-            ("POST /auth/login", resp)
+            let login = entry.login_raw(&admin.username, &admin.password).await;
+            ("POST /auth/login", login)
         };
-        let status = resp.status();
+        let status = resp.status;
         let path = tried(&resp);
         if path.len() > 1 {
             retried += 1;
         }
-        if status != StatusCode::OK || path.last() != Some(&first) {
+        if status != 200 || path.last() != Some(&first) {
             failures.push(format!("{what} #{i}: {status} via {path:?}"));
         }
     }
-    let resp = client
-        .get(nginx.url("/users/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    if resp.status() != StatusCode::OK {
-        failures.push(format!("GET /users/me: {}", resp.status()));
+    let resp = entry.bearer(&token).me().await;
+    if resp.status != 200 {
+        failures.push(format!("GET /users/me: {}", resp.status));
     }
     assert!(
         failures.is_empty(),

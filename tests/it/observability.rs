@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_problem, header, json_body, spawn_app, strong_password, unique_name};
+use crate::helpers::{Api as _, spawn_app, spawn_app_and_user, strong_password, unique_name};
 
 /// Every metric family the origin documents.
 const FAMILIES: [&str; 10] = [
@@ -30,11 +30,11 @@ fn well_formed_request_id(id: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_expose_every_documented_family() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     // Something for every counter to count: a cache miss and hit, and a login lock-out.
-    app.get_user(&app.admin.access, user.id).await;
-    app.get_user(&app.admin.access, user.id).await;
+    for _ in 0..2 {
+        app.as_admin().get_user(user.id).await;
+    }
     let ghost = unique_name("ghost");
     for _ in 0..6 {
         app.login_raw(&ghost, "some-wrong-password-000").await;
@@ -67,16 +67,15 @@ async fn metrics_expose_every_documented_family() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_are_counted_by_route_template_not_by_raw_path() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let before = app.metrics().await;
 
-    let found = app.get_user(&app.admin.access, user.id).await;
-    let missing = app.get_user(&app.admin.access, uuid::Uuid::new_v4()).await;
+    let found = app.as_admin().get_user(user.id).await;
+    let missing = app.as_admin().get_user(uuid::Uuid::new_v4()).await;
     let after = app.metrics().await;
 
-    assert_eq!(found.status(), 200);
-    assert_eq!(missing.status(), 404);
+    found.expect_status(200);
+    missing.expect_status(404);
     let count = |m: &crate::scrape::Scrape, status: &str| {
         m.sum(
             "http_requests_total",
@@ -117,54 +116,36 @@ async fn the_v1_prefix_answers_like_the_unversioned_paths() {
         .post("/v1/auth/register")
         .json(&json!({"username": username, "email": email, "password": password}))
         .send()
-        .await
-        .unwrap();
-    assert!(header(&registered, "location").is_some(), "a Location");
-    let created = json_body(registered, 201).await;
+        .await;
+    assert!(registered.header("location").is_some(), "a Location");
+    let created = registered.expect_json(201);
     let login = app
         .post("/v1/auth/login")
         .json(&json!({"login": username, "password": password}))
         .send()
-        .await
-        .unwrap();
-    let tokens = json_body(login, 200).await;
+        .await;
+    let tokens = login.expect_json(200);
     let token = tokens["access_token"].as_str().expect("an access token");
-    let me_v1 = app
-        .get("/v1/users/me")
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let etag_v1 = header(&me_v1, "etag");
-    let me_v1 = json_body(me_v1, 200).await;
-    let me = app.me(token).await;
-    let etag = header(&me, "etag");
-    let me = json_body(me, 200).await;
-    let by_id_v1 = app
-        .get(&format!("/v1/users/{}", created["id"].as_str().unwrap()))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
+    let as_user = app.bearer(token);
+    let me_v1 = as_user.get("/v1/users/me").send().await;
+    let me = as_user.me().await;
+    let id = created["id"].as_str().unwrap();
+    let by_id_v1 = app.as_admin().get(&format!("/v1/users/{id}")).send().await;
 
-    assert_eq!(me_v1, me);
-    assert_eq!(me_v1["id"], created["id"]);
-    assert_eq!(etag_v1, etag);
-    assert_eq!(json_body(by_id_v1, 200).await, me);
+    assert_eq!(me_v1.expect_json(200), me.expect_json(200));
+    assert_eq!(me_v1.json()["id"], created["id"]);
+    assert_eq!(me_v1.header("etag"), me.header("etag"));
+    assert_eq!(by_id_v1.expect_json(200), me.json());
     for path in ["/v1/healthz", "/v1/readyz", "/v1/.well-known/jwks.json"] {
-        assert_eq!(app.get(path).send().await.unwrap().status(), 200, "{path}");
+        let resp = app.get(path).send().await;
+        assert_eq!(resp.status, 200, "{path}: {resp}");
     }
-    let unauthenticated = app.get("/v1/users/me").send().await.unwrap();
-    assert_problem(unauthenticated, 401, "unauthenticated").await;
-    let unknown = app.get("/v1/no/such/route").send().await.unwrap();
-    assert_problem(unknown, 404, "not-found").await;
-    let v2 = app
-        .get("/v2/users/me")
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(v2, 404, "not-found").await;
+    let unauthenticated = app.get("/v1/users/me").send().await;
+    unauthenticated.assert_problem(401, "unauthenticated");
+    let unknown = app.get("/v1/no/such/route").send().await;
+    unknown.assert_problem(404, "not-found");
+    let v2 = as_user.get("/v2/users/me").send().await;
+    v2.assert_problem(404, "not-found");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,24 +164,15 @@ async fn a_well_formed_request_id_is_echoed_and_a_malformed_one_replaced() {
         "",
     ];
 
+    let health_as = |id: &str| app.get("/healthz").request_id(id).send();
     for id in good {
-        let resp = app
-            .get("/healthz")
-            .header("x-request-id", id)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(header(&resp, "x-request-id").as_deref(), Some(id), "{id:?}");
+        let resp = health_as(id).await;
+        assert_eq!(resp.header("x-request-id").as_deref(), Some(id), "{id:?}");
     }
     let mut generated = Vec::new();
     for id in bad {
-        let resp = app
-            .get("/healthz")
-            .header("x-request-id", id)
-            .send()
-            .await
-            .unwrap();
-        let echoed = header(&resp, "x-request-id").unwrap_or_default();
+        let resp = health_as(id).await;
+        let echoed = resp.header("x-request-id").unwrap_or_default();
         assert_ne!(echoed, id, "{id:?} is not echoed");
         assert!(
             well_formed_request_id(&echoed),
@@ -215,19 +187,17 @@ async fn a_well_formed_request_id_is_echoed_and_a_malformed_one_replaced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_log_records_the_replacement_not_the_hostile_request_id() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let hostile = "<script>alert(1)</script>";
 
     let resp = app
         .post("/auth/login")
-        .header("x-request-id", hostile)
+        .request_id(hostile)
         .json(&json!({"login": user.username, "password": user.password}))
         .send()
-        .await
-        .unwrap();
-    let generated = header(&resp, "x-request-id").expect("a request id");
-    let _: Value = json_body(resp, 200).await;
+        .await;
+    let generated = resp.request_id();
+    let _: Value = resp.expect_json(200);
 
     let rows = app
         .db

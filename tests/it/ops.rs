@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_invalid_token, assert_problem, header, http_client, json_body, spawn_app, spawn_app_with,
+    Api as _, free_port, spawn_app, spawn_app_and_user, spawn_app_set, spawn_app_with,
 };
 use crate::jwt::{random_seed, use_signing_seed};
 use crate::testdb::{PG_BASE, connect};
@@ -16,31 +16,30 @@ use crate::testdb::{PG_BASE, connect};
 async fn healthz_and_readyz_are_ok() {
     let app = spawn_app().await;
 
-    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
-    assert_eq!(app.get("/readyz").send().await.unwrap().status(), 200);
+    for probe in ["/healthz", "/readyz"] {
+        app.get(probe).send().await.expect_status(200);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_response_carries_a_request_id_and_a_client_one_is_echoed() {
     let app = spawn_app().await;
 
-    let generated = app.get("/healthz").send().await.unwrap();
-    let other = app.get("/no/such/route").send().await.unwrap();
+    let generated = app.get("/healthz").send().await;
+    let other = app.get("/no/such/route").send().await;
     let mine = app
         .get("/healthz")
-        .header("x-request-id", "trace-0123456789abcdef")
+        .request_id("trace-0123456789abcdef")
         .send()
-        .await
-        .unwrap();
+        .await;
 
-    let a = header(&generated, "x-request-id").expect("a request id on 200");
-    let b = header(&other, "x-request-id").expect("a request id on 404");
+    let a = generated
+        .header("x-request-id")
+        .expect("a request id on 200");
+    let b = other.header("x-request-id").expect("a request id on 404");
     assert!(!a.is_empty());
     assert_ne!(a, b, "unique per request");
-    assert_eq!(
-        header(&mine, "x-request-id").as_deref(),
-        Some("trace-0123456789abcdef")
-    );
+    assert_eq!(mine.request_id(), "trace-0123456789abcdef");
 }
 
 /// The default test configuration, without a running app (nothing here connects).
@@ -117,32 +116,17 @@ async fn the_admin_bootstrap_is_idempotent() {
 
     let replica = app.spawn_replica().await;
 
-    let admins: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM users WHERE username = 'admin'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let admins = app
+        .count("SELECT count(*) FROM users WHERE username = 'admin'", &[])
+        .await;
     assert_eq!(admins, 1);
-    let roles: Vec<String> = app
-        .db
-        .query(
-            "SELECT role_name FROM user_roles WHERE user_id = $1",
-            &[&app.admin.id],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(roles, vec!["admin"]);
-    let resp = http_client()
-        .post(format!("{replica}/auth/login"))
-        .json(&json!({"login": "admin", "password": app.admin.password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "the admin's password is unchanged");
+    let sql = "SELECT role_name FROM user_roles WHERE user_id = $1";
+    assert_eq!(app.strings(sql, &[&app.admin.id]).await, vec!["admin"]);
+    let resp = replica.login_raw("admin", &app.admin.password).await;
+    assert_eq!(
+        resp.status, 200,
+        "the admin's password is unchanged: {resp}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,31 +135,17 @@ async fn replicas_share_keys_and_revocation() {
     let app = spawn_app_with(|vars| use_signing_seed(vars, seed)).await;
     let user = app.new_user().await;
     let replica = app.spawn_replica().await;
-    let client = http_client();
-    let me_on_replica = |token: String| {
-        let client = client.clone();
-        let url = format!("{replica}/users/me");
-        async move { client.get(url).bearer_auth(token).send().await.unwrap() }
-    };
 
     // Warm the replica with the user's token, then revoke on the first instance.
-    assert_eq!(me_on_replica(user.access.clone()).await.status(), 200);
-    let resp = app
-        .post("/auth/logout")
-        .bearer_auth(&user.access)
-        .json(&json!({"all": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    replica.as_user(&user).me().await.expect_status(200);
+    app.as_user(&user).logout_all().await.expect_status(204);
 
-    assert_invalid_token(me_on_replica(user.access.clone()).await).await;
+    replica.as_user(&user).me().await.assert_invalid_token();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_its_database_the_origin_is_unready_and_says_unavailable() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let admin = connect("postgres").await;
 
     admin
@@ -183,37 +153,22 @@ async fn without_its_database_the_origin_is_unready_and_says_unavailable() {
         .await
         .unwrap();
 
-    assert_eq!(
-        app.get("/healthz").send().await.unwrap().status(),
-        200,
-        "still alive"
-    );
-    let ready = app.get("/readyz").send().await.unwrap();
-    assert_problem(ready, 503, "unavailable").await;
+    let alive = app.get("/healthz").send().await;
+    assert_eq!(alive.status, 200, "still alive: {alive}");
+    let ready = app.get("/readyz").send().await;
+    ready.assert_problem(503, "unavailable");
     let login = app.login_raw(&user.username, &user.password).await;
-    assert_problem(login, 503, "unavailable").await;
+    login.assert_problem(503, "unavailable");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mail_waits_in_the_outbox_while_smtp_is_down() {
     // A port nothing listens on.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let app = spawn_app_with(|vars| {
-        vars.insert("SMTP_URL".into(), format!("smtp://127.0.0.1:{port}"));
-    })
-    .await;
+    let port = free_port();
+    let app = spawn_app_set(&[("SMTP_URL", &format!("smtp://127.0.0.1:{port}"))]).await;
     let user = app.new_user().await;
 
-    let resp = app
-        .post("/auth/password/reset")
-        .json(&json!({"email": user.email}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
+    app.request_reset(&user.email).await.expect_status(202);
 
     // The mail is queued after the response; wait until a delivery attempt has failed.
     let mut failed_attempt = None;
@@ -239,34 +194,27 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down() {
         failed_attempt.is_some(),
         "the mail stays queued with its failed attempt recorded"
     );
-    assert_eq!(app.get("/healthz").send().await.unwrap().status(), 200);
+    app.get("/healthz").send().await.expect_status(200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_on_one_replica_is_read_on_another() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let replica = app.spawn_replica().await;
     let read = || async {
-        let resp = app
-            .client
-            .get(format!("{replica}/users/{}", user.id))
-            .bearer_auth(&app.admin.access)
-            .send()
+        replica
+            .as_user(&app.admin)
+            .get_user(user.id)
             .await
-            .unwrap();
-        json_body(resp, 200).await
+            .expect_json(200)
     };
     read().await;
 
-    let resp = app
-        .patch_user(
-            &app.admin.access,
-            user.id,
-            &json!({"display_name": "Seen Everywhere"}),
-        )
-        .await;
-    json_body(resp, 200).await;
+    let patch = json!({"display_name": "Seen Everywhere"});
+    app.as_admin()
+        .patch_user(user.id, &patch)
+        .await
+        .expect_json(200);
 
     assert_eq!(read().await["display_name"], json!("Seen Everywhere"));
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use crate::helpers::{
-    assert_problem, error_fields, header, json_body, spawn_app, spawn_app_with, strong_password,
-    unique_name,
+    Api as _, account_json, error_fields, spawn_app, spawn_app_and_user, spawn_app_set,
+    strong_password, unique_name,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -16,18 +16,15 @@ async fn register_returns_201_with_location_and_a_user_view() {
     let username = unique_name("Alice");
     let email = format!("{username}@Example.com");
 
+    let account = json!({"email": email, "display_name": "Alice Example"});
     let resp = app
         .post("/auth/register")
-        .json(&json!({
-            "username": username, "email": email,
-            "password": strong_password(), "display_name": "Alice Example"
-        }))
+        .json(&account_json(&username, account))
         .send()
-        .await
-        .unwrap();
+        .await;
 
-    let location = header(&resp, "location");
-    let body = json_body(resp, 201).await;
+    let location = resp.header("location");
+    let body = resp.expect_json(201);
     let id = body["id"].as_str().expect("id");
     assert_eq!(location.as_deref(), Some(format!("/users/{id}").as_str()));
     assert_eq!(
@@ -68,15 +65,10 @@ async fn register_returns_201_with_location_and_a_user_view() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn register_never_stores_the_password_in_clear() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let row = app
-        .db
-        .query_one("SELECT password_hash FROM users WHERE id = $1", &[&user.id])
-        .await
-        .unwrap();
-    let hash: String = row.get(0);
+    let sql = "SELECT password_hash FROM users WHERE id = $1";
+    let hash = app.strings(sql, &[&user.id]).await.remove(0);
     assert!(
         hash.starts_with("$argon2id$"),
         "a PHC Argon2id string: {hash}"
@@ -86,26 +78,18 @@ async fn register_never_stores_the_password_in_clear() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn register_with_a_taken_username_or_email_is_409() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
+    let (name, email) = (user.username.to_uppercase(), user.email.to_uppercase());
     let same_name = app
-        .register(
-            &user.username.to_uppercase(),
-            "fresh@example.com",
-            &strong_password(),
-        )
+        .register(&name, "fresh@example.com", &strong_password())
         .await;
-    assert_problem(same_name, 409, "conflict").await;
+    same_name.assert_problem(409, "conflict");
 
     let same_email = app
-        .register(
-            &unique_name("b"),
-            &user.email.to_uppercase(),
-            &strong_password(),
-        )
+        .register(&unique_name("b"), &email, &strong_password())
         .await;
-    assert_problem(same_email, 409, "conflict").await;
+    same_email.assert_problem(409, "conflict");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -119,10 +103,9 @@ async fn register_validation_lists_every_bad_field() {
             "password": "short", "display_name": "bell\u{7}"
         }))
         .send()
-        .await
-        .unwrap();
+        .await;
 
-    let problem = assert_problem(resp, 422, "validation-failed").await;
+    let problem = resp.assert_problem(422, "validation-failed");
     let fields: BTreeSet<String> = error_fields(&problem).into_iter().collect();
     for field in ["username", "email", "password", "display_name"] {
         assert!(fields.contains(field), "{field} is listed: {problem}");
@@ -148,22 +131,15 @@ async fn register_refuses_weak_identity_derived_and_oversized_passwords() {
         "fourteen chars".to_owned(),
     ] {
         let resp = app.register(&username, &email, &password).await;
-        let problem = assert_problem(resp, 422, "validation-failed").await;
+        let problem = resp.assert_problem(422, "validation-failed");
         assert_eq!(
             error_fields(&problem),
             vec!["password"],
             "{password:?}: {problem}"
         );
     }
-    let row = app
-        .db
-        .query_one(
-            "SELECT count(*) FROM users WHERE username = $1",
-            &[&username],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, i64>(0), 0);
+    let sql = "SELECT count(*) FROM users WHERE username = $1";
+    assert_eq!(app.count(sql, &[&username]).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,37 +154,26 @@ async fn passwords_are_counted_in_characters_and_never_truncated() {
         .take(128)
         .collect();
 
-    let resp = app.register(&username, &email, &long).await;
-    json_body(resp, 201).await;
+    app.register(&username, &email, &long)
+        .await
+        .expect_json(201);
 
     // Not truncated: a prefix is a different password.
     let prefix: String = long.chars().take(72).collect();
-    assert_problem(
-        app.login_raw(&username, &prefix).await,
-        401,
-        "invalid-credentials",
-    )
-    .await;
+    let resp = app.login_raw(&username, &prefix).await;
+    resp.assert_problem(401, "invalid-credentials");
     app.login(&username, &long).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registration_can_be_disabled() {
-    let app = spawn_app_with(|vars| {
-        vars.insert("ALLOW_REGISTRATION".into(), "false".into());
-    })
-    .await;
+    let app = spawn_app_set(&[("ALLOW_REGISTRATION", "false")]).await;
 
     let resp = app
         .register(&unique_name("e"), "e@example.com", &strong_password())
         .await;
 
-    assert_problem(resp, 403, "registration-disabled").await;
-    let count: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap()
-        .get(0);
+    resp.assert_problem(403, "registration-disabled");
+    let count = app.count("SELECT count(*) FROM users", &[]).await;
     assert_eq!(count, 1, "only the admin exists");
 }

@@ -5,35 +5,18 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::json;
 
 use crate::helpers::{
-    PUBLIC_URL, TestApp, TestUser, assert_invalid_token, assert_problem, error_fields, header,
-    other_strong_password, spawn_app, spawn_app_with, strong_password,
+    Api as _, PUBLIC_URL, TestApp, TestUser, error_fields, other_strong_password,
+    spawn_app_and_user, spawn_app_set, strong_password,
 };
 use crate::smtp::{reset_token_line, reset_token_link};
 
 const MAIL_WAIT: Duration = Duration::from_secs(10);
 
-async fn request_reset(app: &TestApp, email: &str) -> reqwest::Response {
-    app.post("/auth/password/reset")
-        .json(&json!({"email": email}))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn complete_reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
-    app.put(&format!("/auth/password/reset/{token}"))
-        .json(&json!({"password": password}))
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Requests a reset for `user` and returns the token from the mail.
 async fn mailed_token(app: &TestApp, user: &TestUser) -> String {
-    assert_eq!(request_reset(app, &user.email).await.status(), 202);
+    app.request_reset(&user.email).await.expect_status(202);
     let mail = app
         .smtp
         .wait_for_mail_to(&user.email, MAIL_WAIT)
@@ -42,23 +25,25 @@ async fn mailed_token(app: &TestApp, user: &TestUser) -> String {
     reset_token_line(&mail.data).expect("a token line in the mail")
 }
 
+/// Resets `user`'s password with a mailed token (expecting `204`); returns the spent token.
+async fn reset_once(app: &TestApp, user: &TestUser) -> String {
+    let token = mailed_token(app, user).await;
+    let resp = app.complete_reset(&token, &other_strong_password()).await;
+    resp.expect_status(204);
+    token
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reset_requests_look_the_same_for_known_and_unknown_emails() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let known = request_reset(&app, &user.email).await;
-    let unknown = request_reset(&app, "nobody-at-all@example.com").await;
+    let known = app.request_reset(&user.email).await;
+    let unknown = app.request_reset("nobody-at-all@example.com").await;
 
-    assert_eq!(known.status(), 202);
-    assert_eq!(unknown.status(), 202);
-    assert_eq!(
-        header(&known, "content-type"),
-        header(&unknown, "content-type")
-    );
-    let known = known.bytes().await.unwrap();
-    let unknown = unknown.bytes().await.unwrap();
-    assert_eq!(known, unknown, "identical bodies");
+    known.expect_status(202);
+    unknown.expect_status(202);
+    assert_eq!(known.header("content-type"), unknown.header("content-type"));
+    assert_eq!(known.text, unknown.text, "identical bodies");
 
     // Mail goes only to the real account.
     app.smtp
@@ -77,10 +62,9 @@ async fn reset_requests_look_the_same_for_known_and_unknown_emails() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_mail_carries_a_strong_token_as_a_line_and_a_link() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    assert_eq!(request_reset(&app, &user.email).await.status(), 202);
+    app.request_reset(&user.email).await.expect_status(202);
     let raw = app.smtp.wait_for_message(MAIL_WAIT).await.expect("a mail");
 
     let mail = app.smtp.messages().pop().unwrap();
@@ -96,8 +80,7 @@ async fn the_mail_carries_a_strong_token_as_a_line_and_a_link() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_token_is_stored_hashed() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let token = mailed_token(&app, &user).await;
 
     let rows = app
@@ -118,53 +101,35 @@ async fn the_token_is_stored_hashed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_sets_the_password_and_revokes_everything() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let token = mailed_token(&app, &user).await;
+    let (app, user) = spawn_app_and_user().await;
     let new_password = other_strong_password();
+    let token = mailed_token(&app, &user).await;
 
-    let resp = complete_reset(&app, &token, &new_password).await;
+    let resp = app.complete_reset(&token, &new_password).await;
 
-    assert_eq!(resp.status(), 204);
-    assert_invalid_token(app.me(&user.access).await).await;
-    assert_problem(app.refresh_raw(&user.refresh).await, 401, "invalid-grant").await;
-    assert_problem(
-        app.login_raw(&user.username, &user.password).await,
-        401,
-        "invalid-credentials",
-    )
-    .await;
-    app.login(&user.username, &new_password).await;
+    resp.expect_status(204);
+    app.as_user(&user).me().await.assert_invalid_token();
+    let refresh = app.refresh(&user.refresh).await;
+    refresh.assert_problem(401, "invalid-grant");
+    app.assert_password_is(&user, &new_password).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_token_works_once() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let token = mailed_token(&app, &user).await;
-    assert_eq!(
-        complete_reset(&app, &token, &other_strong_password())
-            .await
-            .status(),
-        204
-    );
+    let (app, user) = spawn_app_and_user().await;
+    let token = reset_once(&app, &user).await;
     let final_password = strong_password();
 
-    let again = complete_reset(&app, &token, &final_password).await;
+    let again = app.complete_reset(&token, &final_password).await;
 
-    assert_problem(again, 400, "invalid-reset-token").await;
-    assert_problem(
-        app.login_raw(&user.username, &final_password).await,
-        401,
-        "invalid-credentials",
-    )
-    .await;
+    again.assert_problem(400, "invalid-reset-token");
+    let resp = app.login_raw(&user.username, &final_password).await;
+    resp.assert_problem(401, "invalid-credentials");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_reset_token_is_refused() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let token = mailed_token(&app, &user).await;
     app.db
         .execute(
@@ -174,31 +139,27 @@ async fn an_expired_reset_token_is_refused() {
         .await
         .unwrap();
 
-    let resp = complete_reset(&app, &token, &other_strong_password()).await;
+    let resp = app.complete_reset(&token, &other_strong_password()).await;
 
-    assert_problem(resp, 400, "invalid-reset-token").await;
+    resp.assert_problem(400, "invalid-reset-token");
     app.login(&user.username, &user.password).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn password_reset_ttl_is_configurable() {
-    let app = spawn_app_with(|vars| {
-        vars.insert("PASSWORD_RESET_TTL".into(), "1".into());
-    })
-    .await;
+    let app = spawn_app_set(&[("PASSWORD_RESET_TTL", "1")]).await;
     let user = app.new_user().await;
     let token = mailed_token(&app, &user).await;
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let resp = complete_reset(&app, &token, &other_strong_password()).await;
+    let resp = app.complete_reset(&token, &other_strong_password()).await;
 
-    assert_problem(resp, 400, "invalid-reset-token").await;
+    resp.assert_problem(400, "invalid-reset-token");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_default_expiry_is_thirty_minutes() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     mailed_token(&app, &user).await;
 
     let row = app
@@ -217,15 +178,8 @@ async fn the_default_expiry_is_thirty_minutes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bogus_spent_and_expired_tokens_are_refused_uniformly() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let spent = mailed_token(&app, &user).await;
-    assert_eq!(
-        complete_reset(&app, &spent, &other_strong_password())
-            .await
-            .status(),
-        204
-    );
+    let (app, user) = spawn_app_and_user().await;
+    let spent = reset_once(&app, &user).await;
     let expired = {
         let second = mailed_token_again(&app, &user).await;
         app.db
@@ -242,8 +196,8 @@ async fn bogus_spent_and_expired_tokens_are_refused_uniformly() {
 
     let mut bodies = Vec::new();
     for token in [&bogus, &spent, &expired, &"short".to_owned()] {
-        let resp = complete_reset(&app, token, &strong_password()).await;
-        bodies.push(assert_problem(resp, 400, "invalid-reset-token").await);
+        let resp = app.complete_reset(token, &strong_password()).await;
+        bodies.push(resp.assert_problem(400, "invalid-reset-token"));
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
 }
@@ -251,7 +205,7 @@ async fn bogus_spent_and_expired_tokens_are_refused_uniformly() {
 /// Like [`mailed_token`] for a second mail to the same user.
 async fn mailed_token_again(app: &TestApp, user: &TestUser) -> String {
     let before = app.smtp.messages().len();
-    assert_eq!(request_reset(app, &user.email).await.status(), 202);
+    app.request_reset(&user.email).await.expect_status(202);
     for _ in 0..500 {
         let messages = app.smtp.messages();
         if messages.len() > before {
@@ -264,28 +218,22 @@ async fn mailed_token_again(app: &TestApp, user: &TestUser) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_new_password_must_meet_the_policy() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let token = mailed_token(&app, &user).await;
 
-    let resp = complete_reset(&app, &token, "password").await;
+    let resp = app.complete_reset(&token, "password").await;
 
-    let problem = assert_problem(resp, 422, "validation-failed").await;
+    let problem = resp.assert_problem(422, "validation-failed");
     assert_eq!(error_fields(&problem), vec!["password"]);
     app.login(&user.username, &user.password).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_email_is_matched_case_insensitively() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    assert_eq!(
-        request_reset(&app, &user.email.to_uppercase())
-            .await
-            .status(),
-        202
-    );
+    let shouted = user.email.to_uppercase();
+    app.request_reset(&shouted).await.expect_status(202);
 
     let mail = app
         .smtp
@@ -297,16 +245,9 @@ async fn the_email_is_matched_case_insensitively() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reset_is_audited() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let token = mailed_token(&app, &user).await;
+    let (app, user) = spawn_app_and_user().await;
 
-    assert_eq!(
-        complete_reset(&app, &token, &other_strong_password())
-            .await
-            .status(),
-        204
-    );
+    reset_once(&app, &user).await;
 
     assert!(
         app.wait_for_audit("password.reset", user.id)

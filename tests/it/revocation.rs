@@ -2,79 +2,71 @@
 //! access tokens at once (`401 invalid-token`) and their refresh tokens (`401 invalid-grant`),
 //! and nobody else's. (Logout-all is in `auth`, password reset in `reset`.)
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, TestUser, assert_invalid_token, assert_problem, json_body, other_strong_password,
-    spawn_app,
+    Api as _, TestApp, TestUser, other_strong_password, spawn_app, spawn_app_and_user,
 };
 
 /// Asserts that both of `user`'s tokens are dead, and that `bystander`'s still work.
 async fn assert_revoked(app: &TestApp, user: &TestUser, bystander: &TestUser) {
-    assert_invalid_token(app.me(&user.access).await).await;
-    assert_problem(app.refresh_raw(&user.refresh).await, 401, "invalid-grant").await;
-    assert_eq!(
-        app.me(&bystander.access).await.status(),
-        200,
-        "others are unaffected"
-    );
+    app.as_user(user).me().await.assert_invalid_token();
+    app.refresh(&user.refresh)
+        .await
+        .assert_problem(401, "invalid-grant");
+    let other = app.as_user(bystander).me().await;
+    assert_eq!(other.status, 200, "others are unaffected: {other}");
+}
+
+/// A user and a bystander, and the admin's `patch` of the user (expecting `200`).
+async fn patched_by_admin(app: &TestApp, patch: Value) -> (TestUser, TestUser) {
+    let user = app.new_user().await;
+    let bystander = app.new_user().await;
+    app.as_admin()
+        .patch_user(user.id, &patch)
+        .await
+        .expect_json(200);
+    (user, bystander)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_password_change_revokes_all_tokens() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let second = app.login(&user.username, &user.password).await;
+    let (app, user) = spawn_app_and_user().await;
+    let second = app.second_session(&user).await;
     let bystander = app.new_user().await;
     let new_password = other_strong_password();
 
-    let resp = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"password": new_password, "current_password": user.password}),
-        )
-        .await;
-    json_body(resp, 200).await;
+    let change = json!({"password": new_password, "current_password": user.password});
+    app.as_user(&user)
+        .patch_user(user.id, &change)
+        .await
+        .expect_json(200);
 
     assert_revoked(&app, &user, &bystander).await;
-    assert_invalid_token(app.me(&second.access_token).await).await;
-    assert_problem(
-        app.refresh_raw(&second.refresh_token).await,
-        401,
-        "invalid-grant",
-    )
-    .await;
+    app.as_user(&second).me().await.assert_invalid_token();
+    app.refresh(&second.refresh)
+        .await
+        .assert_problem(401, "invalid-grant");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivation_revokes_all_tokens_and_blocks_login() {
     let app = spawn_app().await;
-    let user = app.new_user().await;
-    let bystander = app.new_user().await;
 
-    let resp = app
-        .patch_user(&app.admin.access, user.id, &json!({"is_active": false}))
-        .await;
-    json_body(resp, 200).await;
+    let (user, bystander) = patched_by_admin(&app, json!({"is_active": false})).await;
 
     assert_revoked(&app, &user, &bystander).await;
-    assert_problem(
-        app.login_raw(&user.username, &user.password).await,
-        401,
-        "invalid-credentials",
-    )
-    .await;
+    let login = app.login_raw(&user.username, &user.password).await;
+    login.assert_problem(401, "invalid-credentials");
 
     // Reactivation lets the user log in again; the old tokens stay dead.
-    json_body(
-        app.patch_user(&app.admin.access, user.id, &json!({"is_active": true}))
-            .await,
-        200,
-    )
-    .await;
+    let reactivate = json!({"is_active": true});
+    app.as_admin()
+        .patch_user(user.id, &reactivate)
+        .await
+        .expect_json(200);
     app.login(&user.username, &user.password).await;
-    assert_invalid_token(app.me(&user.access).await).await;
+    app.as_user(&user).me().await.assert_invalid_token();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -84,18 +76,14 @@ async fn granting_a_role_revokes_tokens_and_new_tokens_carry_it() {
     let user = app.new_user().await;
     let bystander = app.new_user().await;
 
-    let resp = app.grant_role(&app.admin.access, user.id, "auditor").await;
-    assert_eq!(resp.status(), 204);
+    app.as_admin()
+        .grant_role(user.id, "auditor")
+        .await
+        .expect_status(204);
 
     assert_revoked(&app, &user, &bystander).await;
-    let fresh = app.login(&user.username, &user.password).await;
-    let list = app
-        .get("/users")
-        .bearer_auth(&fresh.access_token)
-        .send()
-        .await
-        .unwrap();
-    json_body(list, 200).await;
+    let fresh = app.second_session(&user).await;
+    app.as_user(&fresh).list_users(&[]).await.expect_json(200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,78 +92,51 @@ async fn revoking_a_role_revokes_tokens_and_its_permissions() {
     let user = app.new_user_with_roles(&["user", "admin"]).await;
     let bystander = app.new_user().await;
 
-    let resp = app
-        .delete(&format!("/users/{}/roles/admin", user.id))
-        .bearer_auth(&app.admin.access)
-        .send()
+    app.as_admin()
+        .revoke_role(user.id, "admin")
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+        .expect_status(204);
 
     // The old token carried admin permissions: it must not list users any more.
-    let list = app
-        .get("/users")
-        .bearer_auth(&user.access)
-        .send()
+    app.as_user(&user)
+        .list_users(&[])
         .await
-        .unwrap();
-    assert_invalid_token(list).await;
+        .assert_invalid_token();
     assert_revoked(&app, &user, &bystander).await;
-    let fresh = app.login(&user.username, &user.password).await;
-    let list = app
-        .get("/users")
-        .bearer_auth(&fresh.access_token)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(list, 403, "forbidden").await;
+    let fresh = app.second_session(&user).await;
+    let list = app.as_user(&fresh).list_users(&[]).await;
+    list.assert_problem(403, "forbidden");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_change_through_patch_revokes_tokens() {
     let app = spawn_app().await;
-    let user = app.new_user().await;
-    let bystander = app.new_user().await;
 
-    let resp = app
-        .patch_user(
-            &app.admin.access,
-            user.id,
-            &json!({"roles": ["user", "admin"]}),
-        )
-        .await;
-    json_body(resp, 200).await;
+    let (user, bystander) = patched_by_admin(&app, json!({"roles": ["user", "admin"]})).await;
 
     assert_revoked(&app, &user, &bystander).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deletion_revokes_all_tokens() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let bystander = app.new_user().await;
 
-    let resp = app
-        .delete(&format!("/users/{}", user.id))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    app.as_admin().delete_user(user.id).await.expect_status(204);
 
     assert_revoked(&app, &user, &bystander).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_edit_does_not_revoke_tokens() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let resp = app
-        .patch_user(&user.access, user.id, &json!({"display_name": "Still Me"}))
-        .await;
-    json_body(resp, 200).await;
+    let edit = json!({"display_name": "Still Me"});
+    app.as_user(&user)
+        .patch_user(user.id, &edit)
+        .await
+        .expect_json(200);
 
-    assert_eq!(app.me(&user.access).await.status(), 200);
-    json_body(app.refresh_raw(&user.refresh).await, 200).await;
+    app.as_user(&user).me().await.expect_status(200);
+    app.refresh(&user.refresh).await.expect_json(200);
 }

@@ -3,39 +3,29 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    ALL_PERMS, TestApp, assert_problem, error_fields, header, json_body, spawn_app,
-};
+use crate::helpers::{ALL_PERMS, Api as _, TestApp, error_fields, spawn_app, spawn_app_and_user};
 
-async fn post_role(app: &TestApp, body: &Value) -> reqwest::Response {
-    app.post("/roles")
-        .bearer_auth(&app.admin.access)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
+/// The sorted `permissions` of a role.
+fn permissions_of(role: &Value) -> Vec<String> {
+    let mut perms: Vec<String> = serde_json::from_value(role["permissions"].clone()).unwrap();
+    perms.sort();
+    perms
 }
 
-async fn get_role(app: &TestApp, name: &str) -> reqwest::Response {
-    app.get(&format!("/roles/{name}"))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap()
+/// Asserts that the admin reads the role `role` (its name's) back exactly.
+async fn assert_reads_back(app: &TestApp, role: &Value) {
+    let name = role["name"].as_str().expect("a role name");
+    let read = app.as_admin().get_role(name).await;
+    assert_eq!(&read.expect_json(200), role, "{name} reads back");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_builtin_roles_are_listed() {
     let app = spawn_app().await;
 
-    let resp = app
-        .get("/roles")
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.as_admin().get("/roles").send().await;
 
-    let body = json_body(resp, 200).await;
+    let body = resp.expect_json(200);
     let roles = body
         .as_array()
         .or_else(|| body["items"].as_array())
@@ -50,11 +40,9 @@ async fn the_builtin_roles_are_listed() {
         .expect("user");
     assert_eq!(admin["builtin"], json!(true));
     assert_eq!(user["builtin"], json!(true));
-    let mut perms: Vec<String> = serde_json::from_value(admin["permissions"].clone()).unwrap();
-    perms.sort();
     let mut all: Vec<String> = ALL_PERMS.iter().map(|p| p.to_string()).collect();
     all.sort();
-    assert_eq!(perms, all);
+    assert_eq!(permissions_of(admin), all);
     assert_eq!(user["permissions"], json!([]));
 }
 
@@ -62,36 +50,33 @@ async fn the_builtin_roles_are_listed() {
 async fn get_one_role_or_404() {
     let app = spawn_app().await;
 
-    let admin = json_body(get_role(&app, "admin").await, 200).await;
+    let admin = app.as_admin().get_role("admin").await.expect_json(200);
     assert_eq!(admin["name"], json!("admin"));
     assert!(admin["description"].is_string());
 
-    assert_problem(get_role(&app, "no-such-role").await, 404, "not-found").await;
+    let missing = app.as_admin().get_role("no-such-role").await;
+    missing.assert_problem(404, "not-found");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn creating_a_role_returns_201_with_location() {
     let app = spawn_app().await;
 
-    let resp = post_role(
-        &app,
-        &json!({"name": "support_team-1", "description": "Support", "permissions": ["users:read", "roles:read"]}),
-    )
-    .await;
+    let resp = app
+        .as_admin()
+        .post_role(&json!({"name": "support_team-1", "description": "Support", "permissions": ["users:read", "roles:read"]}))
+        .await;
 
-    let location = header(&resp, "location");
-    let body = json_body(resp, 201).await;
-    assert_eq!(location.as_deref(), Some("/roles/support_team-1"));
+    let body = resp.expect_json(201);
+    assert_eq!(
+        resp.header("location").as_deref(),
+        Some("/roles/support_team-1")
+    );
     assert_eq!(body["name"], json!("support_team-1"));
     assert_eq!(body["description"], json!("Support"));
     assert_eq!(body["builtin"], json!(false));
-    let mut perms: Vec<String> = serde_json::from_value(body["permissions"].clone()).unwrap();
-    perms.sort();
-    assert_eq!(perms, vec!["roles:read", "users:read"]);
-    assert_eq!(
-        json_body(get_role(&app, "support_team-1").await, 200).await,
-        body
-    );
+    assert_eq!(permissions_of(&body), vec!["roles:read", "users:read"]);
+    assert_reads_back(&app, &body).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -99,18 +84,13 @@ async fn a_duplicate_role_is_409() {
     let app = spawn_app().await;
     app.create_role("dup", &[]).await;
 
-    assert_problem(
-        post_role(&app, &json!({"name": "dup", "permissions": []})).await,
-        409,
-        "conflict",
-    )
-    .await;
-    assert_problem(
-        post_role(&app, &json!({"name": "admin", "permissions": []})).await,
-        409,
-        "conflict",
-    )
-    .await;
+    for name in ["dup", "admin"] {
+        let resp = app
+            .as_admin()
+            .post_role(&json!({"name": name, "permissions": []}))
+            .await;
+        resp.assert_problem(409, "conflict");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -126,40 +106,40 @@ async fn role_names_are_validated() {
         too_long.as_str(),
         "ünï",
     ] {
-        let resp = post_role(&app, &json!({"name": name, "permissions": []})).await;
-        let problem = assert_problem(resp, 422, "validation-failed").await;
+        let resp = app
+            .as_admin()
+            .post_role(&json!({"name": name, "permissions": []}))
+            .await;
+        let problem = resp.assert_problem(422, "validation-failed");
         assert_eq!(error_fields(&problem), vec!["name"], "{name:?}: {problem}");
     }
-    json_body(
-        post_role(&app, &json!({"name": "a".repeat(32), "permissions": []})).await,
-        201,
-    )
-    .await;
-    json_body(
-        post_role(&app, &json!({"name": "ab", "permissions": []})).await,
-        201,
-    )
-    .await;
+    for name in ["a".repeat(32), "ab".to_owned()] {
+        let resp = app
+            .as_admin()
+            .post_role(&json!({"name": name, "permissions": []}))
+            .await;
+        resp.expect_json(201);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_permission_is_422() {
     let app = spawn_app().await;
 
-    let resp = post_role(
-        &app,
-        &json!({"name": "weird", "permissions": ["users:read", "users:write"]}),
-    )
-    .await;
+    let weird = json!({"name": "weird", "permissions": ["users:read", "users:write"]});
+    let resp = app.as_admin().post_role(&weird).await;
 
-    let problem = assert_problem(resp, 422, "validation-failed").await;
+    let problem = resp.assert_problem(422, "validation-failed");
     assert!(
         error_fields(&problem)
             .iter()
             .any(|f| f.starts_with("permissions")),
         "{problem}"
     );
-    assert_problem(get_role(&app, "weird").await, 404, "not-found").await;
+    app.as_admin()
+        .get_role("weird")
+        .await
+        .assert_problem(404, "not-found");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -168,49 +148,41 @@ async fn a_custom_role_can_be_updated() {
     app.create_role("editors", &["users:read"]).await;
 
     let resp = app
+        .as_admin()
         .patch("/roles/editors")
-        .bearer_auth(&app.admin.access)
         .json(&json!({"description": "Edits users", "permissions": ["users:read", "users:update"]}))
         .send()
-        .await
-        .unwrap();
+        .await;
 
-    let body = json_body(resp, 200).await;
+    let body = resp.expect_json(200);
     assert_eq!(body["description"], json!("Edits users"));
-    let mut perms: Vec<String> = serde_json::from_value(body["permissions"].clone()).unwrap();
-    perms.sort();
-    assert_eq!(perms, vec!["users:read", "users:update"]);
-    assert_eq!(json_body(get_role(&app, "editors").await, 200).await, body);
+    assert_eq!(permissions_of(&body), vec!["users:read", "users:update"]);
+    assert_reads_back(&app, &body).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn builtin_roles_keep_their_permissions_and_cannot_be_deleted() {
     let app = spawn_app().await;
 
+    let as_admin = app.as_admin();
     for (name, perms) in [("admin", json!(["users:read"])), ("user", json!(ALL_PERMS))] {
-        let resp = app
-            .patch(&format!("/roles/{name}"))
-            .bearer_auth(&app.admin.access)
-            .json(&json!({"permissions": perms}))
+        let path = format!("/roles/{name}");
+        let patch = json!({"permissions": perms});
+        let resp = as_admin.patch(&path).json(&patch).send().await;
+        resp.assert_problem(403, "forbidden");
+        as_admin
+            .delete(&path)
             .send()
             .await
-            .unwrap();
-        assert_problem(resp, 403, "forbidden").await;
-        let resp = app
-            .delete(&format!("/roles/{name}"))
-            .bearer_auth(&app.admin.access)
-            .send()
-            .await
-            .unwrap();
-        assert_problem(resp, 403, "forbidden").await;
+            .assert_problem(403, "forbidden");
     }
 
-    let admin = json_body(get_role(&app, "admin").await, 200).await;
+    let admin = as_admin.get_role("admin").await.expect_json(200);
     assert_eq!(
         admin["permissions"].as_array().unwrap().len(),
         ALL_PERMS.len()
     );
-    let user = json_body(get_role(&app, "user").await, 200).await;
+    let user = as_admin.get_role("user").await.expect_json(200);
     assert_eq!(user["permissions"], json!([]));
 }
 
@@ -219,80 +191,54 @@ async fn deleting_a_custom_role_removes_it_from_its_holders() {
     let app = spawn_app().await;
     app.create_role("temp", &["users:read"]).await;
     let holder = app.new_user_with_roles(&["user", "temp"]).await;
+    let as_admin = app.as_admin();
 
-    let resp = app
-        .delete("/roles/temp")
-        .bearer_auth(&app.admin.access)
-        .send()
+    let resp = as_admin.delete("/roles/temp").send().await;
+
+    resp.expect_status(204);
+    as_admin
+        .get_role("temp")
         .await
-        .unwrap();
-
-    assert_eq!(resp.status(), 204);
-    assert_problem(get_role(&app, "temp").await, 404, "not-found").await;
-    let view = json_body(app.get_user(&app.admin.access, holder.id).await, 200).await;
+        .assert_problem(404, "not-found");
+    let view = as_admin.get_user(holder.id).await.expect_json(200);
     assert_eq!(view["roles"], json!(["user"]));
-    let again = app
-        .delete("/roles/temp")
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(again, 404, "not-found").await;
+    let again = as_admin.delete("/roles/temp").send().await;
+    again.assert_problem(404, "not-found");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn roles_are_granted_and_revoked_idempotently() {
-    let app = spawn_app().await;
+    let (app, user) = spawn_app_and_user().await;
     app.create_role("auditor", &["users:read"]).await;
-    let user = app.new_user().await;
+    let as_admin = app.as_admin();
+    let grant = || as_admin.grant_role(user.id, "auditor");
+    let roles = || async {
+        let view = as_admin.get_user(user.id).await.expect_json(200);
+        let mut roles: Vec<String> = serde_json::from_value(view["roles"].clone()).unwrap();
+        roles.sort();
+        roles
+    };
 
-    assert_eq!(
-        app.grant_role(&app.admin.access, user.id, "auditor")
-            .await
-            .status(),
-        204
-    );
-    let view = json_body(app.get_user(&app.admin.access, user.id).await, 200).await;
-    let mut roles: Vec<String> = serde_json::from_value(view["roles"].clone()).unwrap();
-    roles.sort();
-    assert_eq!(roles, vec!["auditor", "user"]);
+    grant().await.expect_status(204);
+    assert_eq!(roles().await, vec!["auditor", "user"]);
     // PUT is idempotent.
-    assert_eq!(
-        app.grant_role(&app.admin.access, user.id, "auditor")
-            .await
-            .status(),
-        204
-    );
+    grant().await.expect_status(204);
 
-    let revoke = app
-        .delete(&format!("/users/{}/roles/auditor", user.id))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoke.status(), 204);
-    let view = json_body(app.get_user(&app.admin.access, user.id).await, 200).await;
-    assert_eq!(view["roles"], json!(["user"]));
+    let revoked = as_admin.revoke_role(user.id, "auditor").await;
+    revoked.expect_status(204);
+    assert_eq!(roles().await, vec!["user"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn granting_an_unknown_role_or_to_an_unknown_user_is_404() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
+    let as_admin = app.as_admin();
 
-    let resp = app
-        .grant_role(&app.admin.access, user.id, "no-such-role")
-        .await;
-    assert_problem(resp, 404, "not-found").await;
-    let resp = app
-        .grant_role(&app.admin.access, uuid::Uuid::now_v7(), "user")
-        .await;
-    assert_problem(resp, 404, "not-found").await;
-    let resp = app
-        .delete(&format!("/users/{}/roles/no-such-role", user.id))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(resp, 404, "not-found").await;
+    for resp in [
+        as_admin.grant_role(user.id, "no-such-role").await,
+        as_admin.grant_role(uuid::Uuid::now_v7(), "user").await,
+        as_admin.revoke_role(user.id, "no-such-role").await,
+    ] {
+        resp.assert_problem(404, "not-found");
+    }
 }

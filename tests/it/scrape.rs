@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::helpers::Api;
+
 /// One sample line: `name{labels} value`.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -22,25 +24,16 @@ pub struct Scrape {
     pub samples: Vec<Sample>,
 }
 
-/// `GET {base}/metrics`, asserting `200` and a text exposition.
-pub async fn scrape(client: &reqwest::Client, base: &str) -> Scrape {
-    let resp = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("send GET /metrics");
-    assert_eq!(resp.status(), 200, "GET /metrics");
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+/// `GET /metrics` of `origin`, asserting `200` and a text exposition.
+pub async fn scrape(origin: &impl Api) -> Scrape {
+    let reply = origin.get("/metrics").send().await;
+    reply.expect_status(200);
+    let content_type = reply.header("content-type").unwrap_or_default();
     assert!(
         content_type.starts_with("text/plain"),
         "content type {content_type:?}"
     );
-    Scrape::parse(&resp.text().await.expect("read /metrics"))
+    Scrape::parse(&reply.text)
 }
 
 impl Scrape {

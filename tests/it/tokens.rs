@@ -10,12 +10,12 @@ use jwt_compact::alg::{Hs256, Hs256Key};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ALL_PERMS, AUDIENCE, PUBLIC_URL, TestApp, TestUser, assert_invalid_token, assert_problem,
-    header, json_body, spawn_app, spawn_app_with,
+    ALL_PERMS, AUDIENCE, Api as _, PUBLIC_URL, TestApp, TestUser, apply_settings, spawn_app,
+    spawn_app_and_user, spawn_app_with,
 };
 use crate::jwt::{
-    compact_jws, jwt_parts, now_secs, public_key_of, random_seed, sign_eddsa, thumbprint,
-    use_signing_seed,
+    assert_signed_with, changed, compact_jws, jwt_parts, now_secs, public_key_of, random_seed,
+    sign_eddsa, thumbprint, use_signing_seed, with_claims,
 };
 
 /// Claims a real token for `user` would carry, valid now.
@@ -29,132 +29,136 @@ fn claims_for(user: &TestUser, perms: &[&str], roles: &[&str]) -> Value {
     })
 }
 
-/// An app whose signing key is `seed`.
-async fn app_with_seed(seed: [u8; 32]) -> TestApp {
-    spawn_app_with(|vars| use_signing_seed(vars, seed)).await
+/// An app whose signing key is a seed of the test's, one of its users, and the key's kid.
+struct Seeded {
+    app: TestApp,
+    user: TestUser,
+    seed: [u8; 32],
+    kid: String,
 }
 
-/// `GET /users` (needs `users:read`) with `token`.
-async fn list_users(app: &TestApp, token: &str) -> reqwest::Response {
-    app.get("/users").bearer_auth(token).send().await.unwrap()
+impl Seeded {
+    /// Starts the app with `settings` (see [`apply_settings`]) and a fresh signing seed.
+    async fn start(settings: &[(&str, &str)]) -> Self {
+        let seed = random_seed();
+        let app = spawn_app_with(|vars| {
+            use_signing_seed(vars, seed);
+            apply_settings(vars, settings);
+        })
+        .await;
+        let user = app.new_user().await;
+        let kid = assert_signed_with(&user.access, seed);
+        Self {
+            app,
+            user,
+            seed,
+            kid,
+        }
+    }
+
+    /// The claims of a plain user's token (see [`claims_for`]), with `changes` (see [`changed`]).
+    fn claims(&self, changes: Value) -> Value {
+        changed(&claims_for(&self.user, &[], &["user"]), changes)
+    }
+
+    /// `claims` signed with the app's own key.
+    fn sign(&self, claims: &Value) -> String {
+        sign_eddsa(self.seed, &self.kid, claims)
+    }
+}
+
+/// Asserts that `token` is refused on `GET /users/me`.
+async fn assert_refused(app: &TestApp, token: &str) {
+    app.bearer(token).me().await.assert_invalid_token();
+}
+
+/// Asserts that `token` is refused on `GET /users` (which needs `users:read`) too.
+async fn assert_refused_everywhere(app: &TestApp, token: &str) {
+    assert_refused(app, token).await;
+    app.bearer(token)
+        .list_users(&[])
+        .await
+        .assert_invalid_token();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_without_a_token_is_unauthenticated() {
     let app = spawn_app().await;
 
-    let resp = app.get("/users/me").send().await.unwrap();
+    let resp = app.get("/users/me").send().await;
 
-    let www = header(&resp, "www-authenticate").unwrap_or_default();
-    assert_problem(resp, 401, "unauthenticated").await;
-    assert!(
-        www.starts_with("Bearer") && !www.contains("error="),
-        "{www:?}"
-    );
+    resp.assert_unauthenticated();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_and_non_bearer_credentials_are_refused() {
     let app = spawn_app().await;
 
-    assert_invalid_token(app.me("not.a.jwt").await).await;
-    assert_invalid_token(app.me("abc").await).await;
-    assert_invalid_token(app.me(&"a".repeat(8000)).await).await;
+    for garbage in ["not.a.jwt", "abc", "a".repeat(8000).as_str()] {
+        assert_refused(&app, garbage).await;
+    }
 
     let basic = app
         .get("/users/me")
-        .basic_auth(&app.admin.username, Some(&app.admin.password))
+        .basic_auth(&app.admin.username, &app.admin.password)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(basic.status(), 401, "Basic credentials are no access token");
+        .await;
+    assert_eq!(basic.status, 401, "Basic credentials are no access token");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_signed_with_the_configured_seed_is_accepted() {
     // Positive control for the forgeries below: the harness signs tokens the origin accepts.
-    let seed = random_seed();
-    let app = app_with_seed(seed).await;
-    let user = app.new_user().await;
-    let kid = thumbprint(&public_key_of(seed));
+    let s = Seeded::start(&[]).await;
 
-    let (real_head, _) = jwt_parts(&user.access);
-    assert_eq!(
-        real_head["kid"],
-        json!(kid),
-        "the origin signs with SIGNING_KEY_FILE"
-    );
-    let token = sign_eddsa(seed, &kid, &claims_for(&user, &[], &["user"]));
+    let token = s.sign(&s.claims(json!({})));
 
-    assert_eq!(app.user_id_of(&token).await, user.id);
+    assert_eq!(s.app.bearer(&token).user_id().await, s.user.id);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alg_none_is_refused() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let (real_head, _) = jwt_parts(&user.access);
     let claims = claims_for(&user, &ALL_PERMS, &["admin"]);
 
     for alg in ["none", "None", "NONE"] {
         let head = json!({"alg": alg, "typ": "JWT", "kid": real_head["kid"]});
         let unsigned = compact_jws(&head, &claims, |_| Vec::new());
-        assert_invalid_token(app.me(&unsigned).await).await;
-        assert_invalid_token(list_users(&app, &unsigned).await).await;
+        assert_refused_everywhere(&app, &unsigned).await;
         // Without the trailing dot as well.
-        let bare = unsigned.trim_end_matches('.').to_owned();
-        assert_invalid_token(app.me(&bare).await).await;
+        assert_refused(&app, unsigned.trim_end_matches('.')).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tampered_claims_are_refused() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let parts: Vec<&str> = user.access.split('.').collect();
-    let (_, mut claims) = jwt_parts(&user.access);
-    claims["perms"] = json!(ALL_PERMS);
-    claims["roles"] = json!(["admin"]);
-    let forged = format!(
-        "{}.{}.{}",
-        parts[0],
-        URL_SAFE_NO_PAD.encode(claims.to_string()),
-        parts[2]
-    );
+    let (_, claims) = jwt_parts(&user.access);
+    let admin = json!({"perms": ALL_PERMS, "roles": ["admin"]});
+    let forged = with_claims(&user.access, &changed(&claims, admin));
 
-    assert_invalid_token(list_users(&app, &forged).await).await;
+    let listed = app.bearer(&forged).list_users(&[]).await;
+    listed.assert_invalid_token();
 
     // Another user's id under this user's signature.
-    let (_, mut claims) = jwt_parts(&user.access);
-    claims["sub"] = json!(app.admin.id.to_string());
-    let forged = format!(
-        "{}.{}.{}",
-        parts[0],
-        URL_SAFE_NO_PAD.encode(claims.to_string()),
-        parts[2]
-    );
-    assert_invalid_token(app.me(&forged).await).await;
+    let someone_else = json!({"sub": app.admin.id.to_string()});
+    let forged = with_claims(&user.access, &changed(&claims, someone_else));
+    assert_refused(&app, &forged).await;
 
     // A flipped signature bit.
     let mut sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
     sig[0] ^= 1;
     let flipped = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(sig));
-    assert_invalid_token(app.me(&flipped).await).await;
+    assert_refused(&app, &flipped).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hs256_signed_with_the_public_key_is_refused() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let (real_head, _) = jwt_parts(&user.access);
-    let jwks: Value = app
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.get("/.well-known/jwks.json").send().await.json();
     let jwk = jwks["keys"]
         .as_array()
         .unwrap()
@@ -179,104 +183,83 @@ async fn hs256_signed_with_the_public_key_is_refused() {
         let forged = compact_jws(&head, &claims, |input| {
             Hs256.sign(&key, input).as_bytes().to_vec()
         });
-        assert_invalid_token(list_users(&app, &forged).await).await;
-        assert_invalid_token(app.me(&forged).await).await;
+        assert_refused_everywhere(&app, &forged).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_signed_by_an_unknown_key_is_refused() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let (real_head, _) = jwt_parts(&user.access);
     let stranger = random_seed();
     let claims = claims_for(&user, &ALL_PERMS, &["admin"]);
 
-    // Claiming the origin's kid.
-    let kid = real_head["kid"].as_str().unwrap();
-    assert_invalid_token(list_users(&app, &sign_eddsa(stranger, kid, &claims)).await).await;
-    // Naming its own kid.
     let own = thumbprint(&public_key_of(stranger));
-    assert_invalid_token(list_users(&app, &sign_eddsa(stranger, &own, &claims)).await).await;
-    // Naming none.
     let head = json!({"alg": "EdDSA", "typ": "JWT"});
     let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(stranger));
-    let no_kid = compact_jws(&head, &claims, |i| pair.sk.sign(i, None).to_vec());
-    assert_invalid_token(list_users(&app, &no_kid).await).await;
+    for token in [
+        // Claiming the origin's kid.
+        sign_eddsa(stranger, real_head["kid"].as_str().unwrap(), &claims),
+        // Naming its own kid.
+        sign_eddsa(stranger, &own, &claims),
+        // Naming none.
+        compact_jws(&head, &claims, |i| pair.sk.sign(i, None).to_vec()),
+    ] {
+        app.bearer(&token)
+            .list_users(&[])
+            .await
+            .assert_invalid_token();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_audience_or_issuer_is_refused_even_when_properly_signed() {
-    let seed = random_seed();
-    let app = app_with_seed(seed).await;
-    let user = app.new_user().await;
-    let kid = thumbprint(&public_key_of(seed));
+    let s = Seeded::start(&[]).await;
 
-    let mut wrong_aud = claims_for(&user, &[], &["user"]);
-    wrong_aud["aud"] = json!("some-other-api");
-    assert_invalid_token(app.me(&sign_eddsa(seed, &kid, &wrong_aud)).await).await;
-
-    let mut wrong_iss = claims_for(&user, &[], &["user"]);
-    wrong_iss["iss"] = json!("https://evil.example");
-    assert_invalid_token(app.me(&sign_eddsa(seed, &kid, &wrong_iss)).await).await;
-
-    let mut no_aud = claims_for(&user, &[], &["user"]);
-    no_aud.as_object_mut().unwrap().remove("aud");
-    assert_invalid_token(app.me(&sign_eddsa(seed, &kid, &no_aud)).await).await;
+    for changes in [
+        json!({"aud": "some-other-api"}),
+        json!({"iss": "https://evil.example"}),
+        json!({"aud": null}),
+    ] {
+        assert_refused(&s.app, &s.sign(&s.claims(changes))).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_and_not_yet_valid_tokens_are_refused() {
-    let seed = random_seed();
-    let app = app_with_seed(seed).await;
-    let user = app.new_user().await;
-    let kid = thumbprint(&public_key_of(seed));
+    let s = Seeded::start(&[]).await;
     let now = now_secs();
 
-    let mut expired = claims_for(&user, &[], &["user"]);
-    expired["iat"] = json!(now - 3600);
-    expired["nbf"] = json!(now - 3600);
-    expired["exp"] = json!(now - 600);
-    assert_invalid_token(app.me(&sign_eddsa(seed, &kid, &expired)).await).await;
-
-    let mut early = claims_for(&user, &[], &["user"]);
-    early["iat"] = json!(now + 3600);
-    early["nbf"] = json!(now + 3600);
-    early["exp"] = json!(now + 7200);
-    assert_invalid_token(app.me(&sign_eddsa(seed, &kid, &early)).await).await;
-
-    let mut no_exp = claims_for(&user, &[], &["user"]);
-    no_exp.as_object_mut().unwrap().remove("exp");
-    assert_invalid_token(app.me(&sign_eddsa(seed, &kid, &no_exp)).await).await;
+    for changes in [
+        json!({"iat": now - 3600, "nbf": now - 3600, "exp": now - 600}),
+        json!({"iat": now + 3600, "nbf": now + 3600, "exp": now + 7200}),
+        json!({"exp": null}),
+    ] {
+        assert_refused(&s.app, &s.sign(&s.claims(changes))).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_below_the_users_security_version_is_refused() {
-    let seed = random_seed();
-    let app = app_with_seed(seed).await;
-    let user = app.new_user().await;
-    let kid = thumbprint(&public_key_of(seed));
-    let mut stale = claims_for(&user, &[], &["user"]);
-    let sv = stale["sv"].as_i64().expect("sv is an integer");
-    stale["sv"] = json!(sv - 1);
+    let s = Seeded::start(&[]).await;
+    let sv = s.claims(json!({}))["sv"]
+        .as_i64()
+        .expect("sv is an integer");
 
-    assert_invalid_token(app.me(&sign_eddsa(seed, &kid, &stale)).await).await;
+    let stale = s.sign(&s.claims(json!({"sv": sv - 1})));
+    assert_refused(&s.app, &stale).await;
     // The same token at the current version is fine (the control).
-    stale["sv"] = json!(sv);
-    assert_eq!(app.me(&sign_eddsa(seed, &kid, &stale)).await.status(), 200);
+    let current = s.sign(&s.claims(json!({"sv": sv})));
+    s.app.bearer(&current).me().await.expect_status(200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_validly_signed_token_for_a_missing_user_is_refused() {
-    let seed = random_seed();
-    let app = app_with_seed(seed).await;
-    let user = app.new_user().await;
-    let kid = thumbprint(&public_key_of(seed));
-    let mut ghost = claims_for(&user, &ALL_PERMS, &["admin"]);
-    ghost["sub"] = json!(uuid::Uuid::now_v7().to_string());
+    let s = Seeded::start(&[]).await;
+    let ghost = json!({"sub": uuid::Uuid::now_v7().to_string()});
+    let ghost = changed(&claims_for(&s.user, &ALL_PERMS, &["admin"]), ghost);
 
-    assert_invalid_token(app.me(&sign_eddsa(seed, &kid, &ghost)).await).await;
-    assert_invalid_token(list_users(&app, &sign_eddsa(seed, &kid, &ghost)).await).await;
+    assert_refused_everywhere(&s.app, &s.sign(&ghost)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -295,7 +278,11 @@ async fn rotation_keys_from_verify_keys_file_are_accepted_and_published() {
     .await;
     let user = app.new_user().await;
 
-    let jwks: Value = json_body(app.get("/.well-known/jwks.json").send().await.unwrap(), 200).await;
+    let jwks = app
+        .get("/.well-known/jwks.json")
+        .send()
+        .await
+        .expect_json(200);
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
@@ -311,35 +298,30 @@ async fn rotation_keys_from_verify_keys_file_are_accepted_and_published() {
 
     let token = sign_eddsa(old, &old_kid, &claims_for(&user, &[], &["user"]));
     assert_eq!(
-        app.user_id_of(&token).await,
+        app.bearer(&token).user_id().await,
         user.id,
         "a rotation key verifies"
     );
 
-    let mut wrong_aud = claims_for(&user, &[], &["user"]);
-    wrong_aud["aud"] = json!("another-audience");
-    assert_invalid_token(app.me(&sign_eddsa(old, &old_kid, &wrong_aud)).await).await;
+    let wrong_aud = json!({"aud": "another-audience"});
+    let wrong_aud = changed(&claims_for(&user, &[], &["user"]), wrong_aud);
+    assert_refused(&app, &sign_eddsa(old, &old_kid, &wrong_aud)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn custom_issuer_and_audience_are_enforced() {
-    let seed = random_seed();
-    let app = spawn_app_with(|vars| {
-        use_signing_seed(vars, seed);
-        vars.insert("JWT_ISSUER".into(), "https://issuer.test".into());
-        vars.insert("JWT_AUDIENCE".into(), "custom-aud".into());
-    })
-    .await;
-    let user = app.new_user().await;
-    let kid = thumbprint(&public_key_of(seed));
+    let custom = [
+        ("JWT_ISSUER", "https://issuer.test"),
+        ("JWT_AUDIENCE", "custom-aud"),
+    ];
+    let s = Seeded::start(&custom).await;
 
-    let (_, claims) = jwt_parts(&user.access);
+    let (_, claims) = jwt_parts(&s.user.access);
     assert_eq!(claims["iss"], json!("https://issuer.test"));
     assert!(
         claims["aud"] == json!("custom-aud") || claims["aud"] == json!(["custom-aud"]),
         "{claims}"
     );
     // A token made for the defaults is now mis-addressed.
-    let defaults = claims_for(&user, &[], &["user"]);
-    assert_invalid_token(app.me(&sign_eddsa(seed, &kid, &defaults)).await).await;
+    assert_refused(&s.app, &s.sign(&s.claims(json!({})))).await;
 }

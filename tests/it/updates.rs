@@ -4,27 +4,21 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    assert_problem, error_fields, header, json_body, other_strong_password, spawn_app, unique_name,
+    Api as _, error_fields, other_strong_password, spawn_app, spawn_app_and_user, unique_name,
 };
 use crate::users::{etag_of, get_view};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn patch_updates_fields_bumps_the_version_and_the_etag() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let (before, _) = get_view(&app, &user.access, user.id).await;
+    let (app, user) = spawn_app_and_user().await;
+    let (before, _) = get_view(&app, &user).await;
     let new_name = unique_name("renamed");
 
-    let resp = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"display_name": "Zoë 🦀", "username": new_name.to_uppercase()}),
-        )
-        .await;
+    let patch = json!({"display_name": "Zoë 🦀", "username": new_name.to_uppercase()});
+    let resp = app.as_user(&user).patch_user(user.id, &patch).await;
 
-    let etag = header(&resp, "etag").expect("ETag on PATCH");
-    let after = json_body(resp, 200).await;
+    let etag = resp.etag();
+    let after = resp.expect_json(200);
     assert_eq!(after["display_name"], json!("Zoë 🦀"));
     assert_eq!(after["username"], json!(new_name));
     assert_eq!(after["email"], before["email"], "untouched fields stay");
@@ -36,137 +30,101 @@ async fn patch_updates_fields_bumps_the_version_and_the_etag() {
     assert_eq!(after["created_at"], before["created_at"]);
     assert_eq!(etag, etag_of(&after));
     // Read-your-writes.
-    let (fresh, fresh_etag) = get_view(&app, &user.access, user.id).await;
+    let (fresh, fresh_etag) = get_view(&app, &user).await;
     assert_eq!(fresh, after);
     assert_eq!(fresh_etag, etag);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn merge_patch_null_removes_the_display_name() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    json_body(
-        app.patch_user(&user.access, user.id, &json!({"display_name": "Temp"}))
-            .await,
-        200,
-    )
-    .await;
+    let (app, user) = spawn_app_and_user().await;
+    let as_user = app.as_user(&user);
+    as_user.set_display_name(user.id, "Temp").await;
 
-    let resp = app
-        .patch_user(&user.access, user.id, &json!({"display_name": null}))
+    let resp = as_user
+        .patch_user(user.id, &json!({"display_name": null}))
         .await;
 
-    assert_eq!(json_body(resp, 200).await["display_name"], Value::Null);
+    assert_eq!(resp.expect_json(200)["display_name"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn patch_accepts_plain_json_and_refuses_other_media_types() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let path = format!("/users/{}", user.id);
+    let as_user = app.as_user(&user);
 
-    let resp = app
-        .patch(&path)
-        .bearer_auth(&user.access)
-        .json(&json!({"display_name": "Plain JSON"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        json_body(resp, 200).await["display_name"],
-        json!("Plain JSON")
-    );
+    let plain = json!({"display_name": "Plain JSON"});
+    let resp = as_user.patch(&path).json(&plain).send().await;
+    assert_eq!(resp.expect_json(200)["display_name"], json!("Plain JSON"));
 
-    let resp = app
+    let text = r#"{"display_name": "Text"}"#;
+    let resp = as_user
         .patch(&path)
-        .bearer_auth(&user.access)
-        .header("content-type", "text/plain")
-        .body(r#"{"display_name": "Text"}"#)
+        .typed_body("text/plain", text)
         .send()
-        .await
-        .unwrap();
-    assert_problem(resp, 415, "unsupported-media-type").await;
+        .await;
+    resp.assert_problem(415, "unsupported-media-type");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn if_match_is_honoured_on_patch_and_put() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let (view, etag) = get_view(&app, &user.access, user.id).await;
+    let (app, user) = spawn_app_and_user().await;
+    let as_user = app.as_user(&user);
+    let (view, etag) = get_view(&app, &user).await;
     let path = format!("/users/{}", user.id);
+    let patch_if = |name: &str| {
+        let patch = json!({"display_name": name});
+        as_user
+            .patch(&path)
+            .header("if-match", &etag)
+            .json(&patch)
+            .send()
+    };
 
-    let resp = app
-        .patch(&path)
-        .bearer_auth(&user.access)
-        .header("if-match", &etag)
-        .json(&json!({"display_name": "First"}))
-        .send()
-        .await
-        .unwrap();
-    json_body(resp, 200).await;
+    patch_if("First").await.expect_json(200);
 
     // The old ETag is stale now: both methods refuse it and change nothing.
-    let resp = app
-        .patch(&path)
-        .bearer_auth(&user.access)
-        .header("if-match", &etag)
-        .json(&json!({"display_name": "Lost update"}))
-        .send()
+    patch_if("Lost update")
         .await
-        .unwrap();
-    assert_problem(resp, 412, "precondition-failed").await;
-    let resp = app
+        .assert_problem(412, "precondition-failed");
+    let put = json!({"username": view["username"], "email": view["email"], "display_name": "Lost"});
+    let resp = as_user
         .put(&path)
-        .bearer_auth(&user.access)
         .header("if-match", &etag)
-        .json(
-            &json!({"username": view["username"], "email": view["email"], "display_name": "Lost"}),
-        )
+        .json(&put)
         .send()
-        .await
-        .unwrap();
-    assert_problem(resp, 412, "precondition-failed").await;
+        .await;
+    resp.assert_problem(412, "precondition-failed");
 
-    let (now, _) = get_view(&app, &user.access, user.id).await;
+    let (now, _) = get_view(&app, &user).await;
     assert_eq!(now["display_name"], json!("First"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn patch_refuses_unknown_fields() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let resp = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"display_name": "X", "is_admin": true}),
-        )
-        .await;
+    let patch = json!({"display_name": "X", "is_admin": true});
+    let resp = app.as_user(&user).patch_user(user.id, &patch).await;
 
-    let problem = assert_problem(resp, 422, "validation-failed").await;
+    let problem = resp.assert_problem(422, "validation-failed");
     assert!(
         error_fields(&problem).contains(&"is_admin".to_owned()),
         "{problem}"
     );
-    let (view, _) = get_view(&app, &user.access, user.id).await;
+    let (view, _) = get_view(&app, &user).await;
     assert_eq!(view["display_name"], Value::Null, "nothing applied");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn patch_validates_fields() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let resp = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"username": "x", "email": "nope", "display_name": "é".repeat(101)}),
-        )
-        .await;
+    let patch = json!({"username": "x", "email": "nope", "display_name": "é".repeat(101)});
+    let resp = app.as_user(&user).patch_user(user.id, &patch).await;
 
-    let problem = assert_problem(resp, 422, "validation-failed").await;
+    let problem = resp.assert_problem(422, "validation-failed");
     let mut fields = error_fields(&problem);
     fields.sort();
     assert_eq!(fields, vec!["display_name", "email", "username"]);
@@ -178,41 +136,30 @@ async fn patch_to_a_taken_username_or_email_is_409() {
     let alice = app.new_user().await;
     let bob = app.new_user().await;
 
-    let resp = app
-        .patch_user(&bob.access, bob.id, &json!({"username": alice.username}))
-        .await;
-    assert_problem(resp, 409, "conflict").await;
-    let resp = app
-        .patch_user(
-            &bob.access,
-            bob.id,
-            &json!({"email": alice.email.to_uppercase()}),
-        )
-        .await;
-    assert_problem(resp, 409, "conflict").await;
+    for taken in [
+        json!({"username": alice.username}),
+        json!({"email": alice.email.to_uppercase()}),
+    ] {
+        let resp = app.as_user(&bob).patch_user(bob.id, &taken).await;
+        resp.assert_problem(409, "conflict");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn put_replaces_every_mutable_field() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    json_body(
-        app.patch_user(&user.access, user.id, &json!({"display_name": "Old"}))
-            .await,
-        200,
-    )
-    .await;
+    let (app, user) = spawn_app_and_user().await;
+    let as_user = app.as_user(&user);
+    as_user.set_display_name(user.id, "Old").await;
     let new_email = format!("{}@elsewhere.example", unique_name("m"));
 
-    let resp = app
+    let replacement = json!({"username": user.username, "email": new_email});
+    let resp = as_user
         .put(&format!("/users/{}", user.id))
-        .bearer_auth(&user.access)
-        .json(&json!({"username": user.username, "email": new_email}))
+        .json(&replacement)
         .send()
-        .await
-        .unwrap();
+        .await;
 
-    let body = json_body(resp, 200).await;
+    let body = resp.expect_json(200);
     assert_eq!(body["email"], json!(new_email));
     assert_eq!(
         body["display_name"],
@@ -224,18 +171,17 @@ async fn put_replaces_every_mutable_field() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn put_without_a_required_field_is_422() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
+    let replacement = json!({"display_name": "No identity"});
     let resp = app
+        .as_user(&user)
         .put(&format!("/users/{}", user.id))
-        .bearer_auth(&user.access)
-        .json(&json!({"display_name": "No identity"}))
+        .json(&replacement)
         .send()
-        .await
-        .unwrap();
+        .await;
 
-    let problem = assert_problem(resp, 422, "validation-failed").await;
+    let problem = resp.assert_problem(422, "validation-failed");
     let fields = error_fields(&problem);
     assert!(
         fields.contains(&"username".to_owned()) || fields.contains(&"email".to_owned()),
@@ -245,53 +191,33 @@ async fn put_without_a_required_field_is_422() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn password_change_needs_the_current_password() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let new_password = other_strong_password();
 
-    let wrong = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"password": new_password, "current_password": "this-is-not-my-passphrase"}),
-        )
+    let as_user = app.as_user(&user);
+    let change = |current: &str| json!({"password": new_password, "current_password": current});
+
+    let wrong = as_user
+        .patch_user(user.id, &change("this-is-not-my-passphrase"))
         .await;
-    assert_problem(wrong, 403, "forbidden").await;
+    wrong.assert_problem(403, "forbidden");
     app.login(&user.username, &user.password).await;
 
-    let ok = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"password": new_password, "current_password": user.password}),
-        )
-        .await;
-    let body = json_body(ok, 200).await;
+    let ok = as_user.patch_user(user.id, &change(&user.password)).await;
+    let body = ok.expect_json(200);
     assert!(body.get("password").is_none() && body.get("current_password").is_none());
 
-    assert_problem(
-        app.login_raw(&user.username, &user.password).await,
-        401,
-        "invalid-credentials",
-    )
-    .await;
-    app.login(&user.username, &new_password).await;
+    app.assert_password_is(&user, &new_password).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_password_must_meet_the_policy() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let resp = app
-        .patch_user(
-            &user.access,
-            user.id,
-            &json!({"password": "password1234567", "current_password": user.password}),
-        )
-        .await;
+    let weak = json!({"password": "password1234567", "current_password": user.password});
+    let resp = app.as_user(&user).patch_user(user.id, &weak).await;
 
-    let problem = assert_problem(resp, 422, "validation-failed").await;
+    let problem = resp.assert_problem(422, "validation-failed");
     assert_eq!(error_fields(&problem), vec!["password"]);
     app.login(&user.username, &user.password).await;
 }

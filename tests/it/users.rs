@@ -5,30 +5,30 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, assert_invalid_token, assert_problem, header, json_body, spawn_app, strong_password,
+    Api as _, TestApp, TestUser, account_json, spawn_app, spawn_app_and_user, strong_password,
     unique_name,
 };
 
+/// The ETag the origin gives the view `body`: `"<id simple>-<version>"`.
 pub fn etag_of(body: &Value) -> String {
     let id: Uuid = body["id"].as_str().unwrap().parse().unwrap();
     format!("\"{}-{}\"", id.simple(), body["version"])
 }
 
-pub async fn get_view(app: &TestApp, token: &str, id: Uuid) -> (Value, String) {
-    let resp = app.get_user(token, id).await;
-    let etag = header(&resp, "etag").expect("an ETag");
-    (json_body(resp, 200).await, etag)
+/// `user`'s own view by id, with its ETag.
+pub async fn get_view(app: &TestApp, user: &TestUser) -> (Value, String) {
+    let resp = app.as_user(user).get_user(user.id).await;
+    (resp.expect_json(200), resp.etag())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn me_and_get_by_id_return_the_own_view_with_an_etag() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let me = app.me(&user.access).await;
-    let me_etag = header(&me, "etag").expect("an ETag on /users/me");
-    let me = json_body(me, 200).await;
-    let (by_id, etag) = get_view(&app, &user.access, user.id).await;
+    let me = app.as_user(&user).me().await;
+    let me_etag = me.header("etag").expect("an ETag on /users/me");
+    let me = me.expect_json(200);
+    let (by_id, etag) = get_view(&app, &user).await;
 
     assert_eq!(me, by_id);
     assert_eq!(me["username"], json!(user.username));
@@ -38,36 +38,21 @@ async fn me_and_get_by_id_return_the_own_view_with_an_etag() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn if_none_match_gives_304_until_the_user_changes() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    let (_, etag) = get_view(&app, &user.access, user.id).await;
+    let (app, user) = spawn_app_and_user().await;
+    let (_, etag) = get_view(&app, &user).await;
     let path = format!("/users/{}", user.id);
+    let as_user = app.as_user(&user);
+    let if_none_match = || as_user.get(&path).header("if-none-match", &etag).send();
 
-    let resp = app
-        .get(&path)
-        .bearer_auth(&user.access)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 304);
-    assert_eq!(header(&resp, "etag").as_deref(), Some(etag.as_str()));
-    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = if_none_match().await;
+    resp.expect_status(304);
+    assert_eq!(resp.header("etag").as_deref(), Some(etag.as_str()));
+    assert!(resp.text.is_empty());
 
-    json_body(
-        app.patch_user(&user.access, user.id, &json!({"display_name": "New"}))
-            .await,
-        200,
-    )
-    .await;
-    let resp = app
-        .get(&path)
-        .bearer_auth(&user.access)
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_body(resp, 200).await["display_name"], json!("New"));
+    let new = json!({"display_name": "New"});
+    as_user.patch_user(user.id, &new).await.expect_json(200);
+    let resp = if_none_match().await;
+    assert_eq!(resp.expect_json(200)["display_name"], json!("New"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,22 +60,15 @@ async fn admin_creates_a_user_with_roles_and_state() {
     let app = spawn_app().await;
     let username = unique_name("made");
 
-    let resp = app
-        .create_user(&json!({
-            "username": username, "email": format!("{username}@example.com"),
-            "password": strong_password(), "display_name": "Made By Admin",
-            "roles": ["admin"], "is_active": false
-        }))
-        .await;
+    let extra = json!({"display_name": "Made By Admin", "roles": ["admin"], "is_active": false});
+    let resp = app.create_user(&account_json(&username, extra)).await;
 
-    let location = header(&resp, "location");
-    let etag = header(&resp, "etag");
-    let body = json_body(resp, 201).await;
+    let body = resp.expect_json(201);
     assert_eq!(
-        location,
+        resp.header("location"),
         Some(format!("/users/{}", body["id"].as_str().unwrap()))
     );
-    assert_eq!(etag, Some(etag_of(&body)));
+    assert_eq!(resp.header("etag"), Some(etag_of(&body)));
     assert_eq!(body["roles"], json!(["admin"]));
     assert_eq!(body["is_active"], json!(false));
     assert_eq!(body["display_name"], json!("Made By Admin"));
@@ -98,137 +76,78 @@ async fn admin_creates_a_user_with_roles_and_state() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn creating_users_needs_users_create() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     let username = unique_name("x");
 
-    let resp = app
-        .post("/users")
-        .bearer_auth(&user.access)
-        .json(&json!({
-            "username": username, "email": format!("{username}@example.com"),
-            "password": strong_password()
-        }))
-        .send()
-        .await
-        .unwrap();
+    let account = account_json(&username, json!({}));
+    let resp = app.as_user(&user).post_user(&account).await;
 
-    assert_problem(resp, 403, "forbidden").await;
-    let n: i64 = app
-        .db
-        .query_one(
-            "SELECT count(*) FROM users WHERE username = $1",
-            &[&username],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 0);
+    resp.assert_problem(403, "forbidden");
+    let sql = "SELECT count(*) FROM users WHERE username = $1";
+    assert_eq!(app.count(sql, &[&username]).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_oneself_removes_the_row_and_the_personal_data() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
-    app.post("/auth/password/reset")
-        .json(&json!({"email": user.email}))
-        .send()
-        .await
-        .unwrap();
+    let (app, user) = spawn_app_and_user().await;
+    app.request_reset(&user.email).await;
     app.smtp
         .wait_for_mail_to(&user.email, std::time::Duration::from_secs(10))
         .await
         .expect("the reset mail went out");
 
-    let resp = app
-        .delete(&format!("/users/{}", user.id))
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.as_user(&user).delete_user(user.id).await;
 
-    assert_eq!(resp.status(), 204);
+    resp.expect_status(204);
     for (table, column) in [
         ("users", "id"),
         ("user_roles", "user_id"),
         ("refresh_tokens", "user_id"),
         ("password_reset_tokens", "user_id"),
     ] {
-        let n: i64 = app
-            .db
-            .query_one(
-                &format!("SELECT count(*) FROM {table} WHERE {column} = $1"),
-                &[&user.id],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let sql = format!("SELECT count(*) FROM {table} WHERE {column} = $1");
+        let n = app.count(&sql, &[&user.id]).await;
         assert_eq!(n, 0, "{table} keeps nothing of the user");
     }
-    let queued: i64 = app
-        .db
-        .query_one(
-            "SELECT count(*) FROM mail_outbox WHERE lower(recipient) = lower($1)",
-            &[&user.email],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let sql = "SELECT count(*) FROM mail_outbox WHERE lower(recipient) = lower($1)";
+    let queued = app.count(sql, &[&user.email]).await;
     assert_eq!(queued, 0, "no mail to the user is left queued");
-    assert_invalid_token(app.me(&user.access).await).await;
-    assert_problem(
-        app.login_raw(&user.username, &user.password).await,
-        401,
-        "invalid-credentials",
-    )
-    .await;
-    assert_problem(
-        app.get_user(&app.admin.access, user.id).await,
-        404,
-        "not-found",
-    )
-    .await;
+    app.as_user(&user).me().await.assert_invalid_token();
+    let login = app.login_raw(&user.username, &user.password).await;
+    login.assert_problem(401, "invalid-credentials");
+    app.as_admin()
+        .get_user(user.id)
+        .await
+        .assert_problem(404, "not-found");
     // The identity is free again.
     let again = app
         .register(&user.username, &user.email, &strong_password())
         .await;
-    json_body(again, 201).await;
+    again.expect_json(201);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deletion_leaves_no_username_or_email_in_the_audit_log() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
     // Events that may record what was typed: a failed login by email and by username.
-    app.login_raw(&user.email, "not-my-passphrase-at-all-here")
-        .await;
-    app.login_raw(&user.username, "not-my-passphrase-at-all-here")
-        .await;
+    for login in [&user.email, &user.username] {
+        app.login_raw(login, "not-my-passphrase-at-all-here").await;
+    }
+    let as_user = app.as_user(&user);
     let patch = json!({"display_name": "Personal Name"});
-    json_body(app.patch_user(&user.access, user.id, &patch).await, 200).await;
+    as_user.patch_user(user.id, &patch).await.expect_json(200);
 
-    let resp = app
-        .delete(&format!("/users/{}", user.id))
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    as_user.delete_user(user.id).await.expect_status(204);
 
     // The trail keeps ids (it outlives deletions by design), not personal data.
-    let leaks: Vec<String> = app
-        .db
-        .query(
+    let leaks = app
+        .strings(
             "SELECT action || ': ' || details::text FROM audit_log \
              WHERE details::text ILIKE '%' || $1 || '%' OR details::text ILIKE '%' || $2 || '%' \
              OR details::text ILIKE '%Personal Name%'",
             &[&user.username, &user.email],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .await;
     assert!(
         leaks.is_empty(),
         "personal data left in audit_log: {leaks:?}"
@@ -237,57 +156,34 @@ async fn deletion_leaves_no_username_or_email_in_the_audit_log() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_admin_deletes_another_user() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let resp = app
-        .delete(&format!("/users/{}", user.id))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.as_admin().delete_user(user.id).await;
 
-    assert_eq!(resp.status(), 204);
-    let n: i64 = app
-        .db
-        .query_one("SELECT count(*) FROM users WHERE id = $1", &[&user.id])
-        .await
-        .unwrap()
-        .get(0);
+    resp.expect_status(204);
+    let n = app
+        .count("SELECT count(*) FROM users WHERE id = $1", &[&user.id])
+        .await;
     assert_eq!(n, 0);
-    let again = app
-        .delete(&format!("/users/{}", user.id))
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap();
-    assert_problem(again, 404, "not-found").await;
+    let again = app.as_admin().delete_user(user.id).await;
+    again.assert_problem(404, "not-found");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_user_id_is_404() {
     let app = spawn_app().await;
 
-    let resp = app.get_user(&app.admin.access, Uuid::now_v7()).await;
+    let resp = app.as_admin().get_user(Uuid::now_v7()).await;
 
-    assert_problem(resp, 404, "not-found").await;
+    resp.assert_problem(404, "not-found");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_user_view_never_shows_secrets() {
-    let app = spawn_app().await;
-    let user = app.new_user().await;
+    let (app, user) = spawn_app_and_user().await;
 
-    let me = app.me(&user.access).await.text().await.unwrap();
-    let list = app
-        .get("/users")
-        .bearer_auth(&app.admin.access)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let me = app.as_user(&user).me().await.text;
+    let list = app.as_admin().list_users(&[]).await.text;
 
     for text in [me, list] {
         assert!(!text.contains("argon2"), "{text}");
@@ -302,16 +198,15 @@ async fn reads_reflect_admin_writes_at_once() {
     let app = spawn_app().await;
     app.create_role("auditor", &["users:read"]).await;
     let user = app.new_user().await;
+    let as_admin = app.as_admin();
     // Warm whatever caches there are.
-    json_body(app.get_user(&app.admin.access, user.id).await, 200).await;
+    as_admin.get_user(user.id).await.expect_json(200);
 
-    assert_eq!(
-        app.grant_role(&app.admin.access, user.id, "auditor")
-            .await
-            .status(),
-        204
-    );
-    let view = json_body(app.get_user(&app.admin.access, user.id).await, 200).await;
+    as_admin
+        .grant_role(user.id, "auditor")
+        .await
+        .expect_status(204);
+    let view = as_admin.get_user(user.id).await.expect_json(200);
     assert!(
         view["roles"]
             .as_array()
@@ -320,20 +215,19 @@ async fn reads_reflect_admin_writes_at_once() {
         "{view}"
     );
 
-    let resp = app
-        .patch_user(&app.admin.access, user.id, &json!({"is_active": false}))
-        .await;
-    json_body(resp, 200).await;
-    let view = json_body(app.get_user(&app.admin.access, user.id).await, 200).await;
+    let deactivate = json!({"is_active": false});
+    as_admin
+        .patch_user(user.id, &deactivate)
+        .await
+        .expect_json(200);
+    let view = as_admin.get_user(user.id).await.expect_json(200);
     assert_eq!(view["is_active"], json!(false));
 
-    let resp = app
+    as_admin
         .delete("/roles/auditor")
-        .bearer_auth(&app.admin.access)
         .send()
         .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    let view = json_body(app.get_user(&app.admin.access, user.id).await, 200).await;
+        .expect_status(204);
+    let view = as_admin.get_user(user.id).await.expect_json(200);
     assert_eq!(view["roles"], json!(["user"]));
 }

@@ -1,8 +1,8 @@
 //! The edge tier end to end: a real edge runtime in front of a real origin.
 //!
-//! The scenarios ([`scenarios`]) are written once, against the small [`EdgeRuntime`] trait:
-//! "start an edge in front of this origin with these variables". Each runtime implements it
-//! and gets one test per scenario from [`edge_scenarios!`]:
+//! The scenarios ([`scenarios`], one file per theme) are written once, against the small
+//! [`EdgeRuntime`] trait: "start an edge in front of this origin with these variables". Each
+//! runtime implements it and gets one test per scenario from [`scenarios::edge_scenarios!`]:
 //!
 //! - [`wrangler`]: the Cloudflare Worker (`build/worker/shim.mjs`, built by
 //!   `scripts/build-worker.sh`) under `wrangler dev`, i.e. workerd with local Durable Objects
@@ -105,41 +105,6 @@ impl std::fmt::Debug for EdgeHandle {
             .finish_non_exhaustive()
     }
 }
-
-/// One `#[tokio::test]` per scenario for the runtime `$runtime` (an expression building an
-/// [`EdgeRuntime`]). Every scenario is listed here once, so each runtime runs all of them.
-macro_rules! edge_scenarios {
-    ($runtime:expr) => {
-        $crate::edge::edge_scenarios!(@tests $runtime;
-            account_lifecycle_through_the_edge,
-            admin_manages_roles_through_the_edge,
-            password_reset_through_the_edge,
-            cached_reads_are_served_without_the_origin,
-            a_patch_through_the_edge_is_read_back_at_once,
-            if_none_match_is_answered_at_the_edge,
-            logout_all_through_the_edge_is_enforced_at_once,
-            revocations_at_the_origin_reach_the_edge_within_the_sync_interval,
-            auth_requests_are_rate_limited_per_ip_at_the_edge,
-            invalid_tokens_get_the_origins_401_from_the_edge,
-            origin_down_serves_stale_reads_and_fails_writes_fast,
-            a_hanging_origin_costs_one_origin_timeout,
-            client_forwarding_headers_are_not_trusted,
-            security_headers_and_request_ids_on_every_answer,
-            internal_endpoints_are_not_reachable_through_the_edge,
-            a_deletion_does_not_wedge_the_revocation_feed,
-            oversized_bodies_are_refused_at_the_edge,
-        );
-    };
-    (@tests $runtime:expr; $($scenario:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread")]
-            async fn $scenario() {
-                $crate::edge::scenarios::$scenario(&$runtime).await;
-            }
-        )+
-    };
-}
-pub(crate) use edge_scenarios;
 
 mod spin;
 mod wrangler;

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::scenarios::edge_scenarios;
 use super::{EdgeHandle, EdgeRuntime, RunningEdge, repo_root};
+use crate::helpers::{Api as _, Endpoint, free_port};
 
 /// How long `wrangler dev` may take to answer its first health check.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -69,14 +71,6 @@ fn dev_config(committed: &str, shim: &Path) -> String {
     }
     assert!(main_set, "wrangler.toml has no `main = …` line");
     out
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
 }
 
 /// Whether any live (not zombie) process is in process group `pgid`.
@@ -220,11 +214,7 @@ impl Wrangler {
         let mut process = WranglerProcess { child, dir, log };
         let address = format!("http://127.0.0.1:{port}");
         let ready_line = format!("Ready on {address}");
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("build the HTTP client");
+        let health = Endpoint::with_timeout(&address, Duration::from_secs(5));
         loop {
             if let Ok(Some(status)) = process.child.try_wait() {
                 let logs = process.logs();
@@ -237,8 +227,8 @@ impl Wrangler {
             }
             // The log line proves this wrangler bound the port (not some other server).
             if std::fs::read_to_string(&process.log).is_ok_and(|l| l.contains(&ready_line))
-                && let Ok(resp) = client.get(format!("{address}/edge/health")).send().await
-                && resp.status() == 200
+                && let Ok(resp) = health.get("/edge/health").try_send().await
+                && resp.status == 200
             {
                 return Ok((process, address, started.elapsed()));
             }
