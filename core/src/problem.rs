@@ -35,6 +35,31 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [Self; 21] = [
+        Self::MalformedRequest,
+        Self::InvalidCursor,
+        Self::Unauthenticated,
+        Self::InvalidToken,
+        Self::InvalidCredentials,
+        Self::InvalidGrant,
+        Self::Forbidden,
+        Self::RegistrationDisabled,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::PreconditionFailed,
+        Self::PreconditionRequired,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::ValidationFailed,
+        Self::InvalidResetToken,
+        Self::RateLimited,
+        Self::Overloaded,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
     /// The stable code; it is also the last segment of the problem `type`.
     pub fn code(self) -> &'static str {
         match self {
@@ -194,6 +219,43 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Numbers every code in an exhaustive match: a new code does not compile until it is
+    /// numbered here, and then fails the test below until [`ErrorCode::ALL`] lists it.
+    fn position(code: ErrorCode) -> usize {
+        match code {
+            ErrorCode::MalformedRequest => 0,
+            ErrorCode::InvalidCursor => 1,
+            ErrorCode::Unauthenticated => 2,
+            ErrorCode::InvalidToken => 3,
+            ErrorCode::InvalidCredentials => 4,
+            ErrorCode::InvalidGrant => 5,
+            ErrorCode::Forbidden => 6,
+            ErrorCode::RegistrationDisabled => 7,
+            ErrorCode::NotFound => 8,
+            ErrorCode::MethodNotAllowed => 9,
+            ErrorCode::Conflict => 10,
+            ErrorCode::PreconditionFailed => 11,
+            ErrorCode::PreconditionRequired => 12,
+            ErrorCode::PayloadTooLarge => 13,
+            ErrorCode::UnsupportedMediaType => 14,
+            ErrorCode::ValidationFailed => 15,
+            ErrorCode::InvalidResetToken => 16,
+            ErrorCode::RateLimited => 17,
+            ErrorCode::Overloaded => 18,
+            ErrorCode::Unavailable => 19,
+            ErrorCode::Internal => 20,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_code_once_in_order() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(position(*code), i, "{code:?}");
+        }
+        let highest = ErrorCode::ALL.iter().map(|c| position(*c)).max();
+        assert_eq!(highest, Some(ErrorCode::ALL.len() - 1));
+    }
 
     #[test]
     fn problem_serialises_as_rfc9457() {

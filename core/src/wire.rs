@@ -93,6 +93,13 @@ pub fn www_authenticate(code: ErrorCode) -> Option<&'static str> {
 /// since both conditions clear as soon as a slot or the dependency is back.
 pub const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 1;
 
+/// The fixed `Retry-After` every answer of `code` carries, if it has one: both `503` codes.
+/// (A `429` carries its limit's own wait instead.)
+pub fn retry_after_secs(code: ErrorCode) -> Option<u32> {
+    matches!(code, ErrorCode::Overloaded | ErrorCode::Unavailable)
+        .then_some(UNAVAILABLE_RETRY_AFTER_SECS)
+}
+
 /// The rate-limit scope of `/auth/*`, per client IP (SPEC §4, Rate limits).
 pub const SCOPE_AUTH_IP: &str = "auth-ip";
 /// The rate-limit scope of authenticated routes, per user (SPEC §4, Rate limits).

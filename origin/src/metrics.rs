@@ -9,6 +9,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+use users_core::wire;
 
 /// Every metric the origin exports.
 #[derive(Debug, Clone)]
@@ -80,7 +81,7 @@ impl Metrics {
         registry.register(Box::new(cache_hits.clone()))?;
         registry.register(Box::new(cache_misses.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
-        for scope in ["auth-ip", "user", "login-failures"] {
+        for scope in [wire::SCOPE_AUTH_IP, wire::SCOPE_USER, "login-failures"] {
             rate_limited.with_label_values(&[scope]);
         }
         Ok(Self {

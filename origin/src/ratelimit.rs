@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use prometheus::IntCounterVec;
 use users_core::ratelimit::{Decision, Quota, gcra, login_lockout_secs};
+use users_core::wire;
 
 use crate::clock::now_ms;
 use crate::redis_store::Redis;
@@ -44,8 +45,8 @@ pub enum Scope {
 impl Scope {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::AuthIp => "auth-ip",
-            Self::User => "user",
+            Self::AuthIp => wire::SCOPE_AUTH_IP,
+            Self::User => wire::SCOPE_USER,
             Self::LoginFailures => "login-failures",
         }
     }

@@ -165,3 +165,11 @@ fn the_feed_is_asked_for_full_pages() {
     assert_eq!(REVOCATION_PAGE_MAX, 1000);
     assert_eq!(JWKS_PATH, "/.well-known/jwks.json");
 }
+
+#[test]
+fn only_the_503_codes_carry_a_fixed_retry_after() {
+    for code in ErrorCode::ALL {
+        let expected = (code.status() == 503).then_some(UNAVAILABLE_RETRY_AFTER_SECS);
+        assert_eq!(retry_after_secs(code), expected, "{code:?}");
+    }
+}

@@ -24,6 +24,10 @@ fn with_detail(code: ErrorCode, detail: String) -> Response<Bytes> {
             HeaderValue::from_static(challenge),
         );
     }
+    if let Some(secs) = wire::retry_after_secs(code) {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     res
 }
 
@@ -32,12 +36,7 @@ pub fn invalid_token() -> Response<Bytes> {
 }
 
 pub fn unavailable() -> Response<Bytes> {
-    let mut res = problem(ErrorCode::Unavailable);
-    res.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(wire::UNAVAILABLE_RETRY_AFTER_SECS),
-    );
-    res
+    problem(ErrorCode::Unavailable)
 }
 
 pub fn rate_limited(retry_after_secs: i64) -> Response<Bytes> {

@@ -7,6 +7,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use users_core::problem::{ErrorCode, FieldProblem, PROBLEM_JSON, Problem};
+use users_core::wire;
 
 use crate::accounts::AccountError;
 use crate::fields::Invalid;
@@ -14,9 +15,6 @@ use crate::hashing::HashError;
 use crate::http::respond::quota_headers;
 use crate::ratelimit::Limited;
 use crate::tokens::AccessError;
-
-/// Seconds clients are asked to wait after a 503.
-pub const RETRY_AFTER_SECS: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -56,6 +54,9 @@ pub enum ApiError {
     /// 412: `If-Match` does not match.
     #[error("precondition failed")]
     PreconditionFailed,
+    /// 428: the request must be conditional.
+    #[error("precondition required")]
+    PreconditionRequired,
     /// 413: body over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -92,100 +93,77 @@ impl ApiError {
         Self::Forbidden(detail.into())
     }
 
-    fn parts(&self) -> (StatusCode, ErrorCode, String) {
-        use StatusCode as S;
+    /// The error code of this error.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Malformed(d) => (S::BAD_REQUEST, ErrorCode::MalformedRequest, d.clone()),
-            Self::InvalidCursor => (
-                S::BAD_REQUEST,
-                ErrorCode::InvalidCursor,
-                ErrorCode::InvalidCursor.detail().into(),
-            ),
-            Self::Unauthenticated => (
-                S::UNAUTHORIZED,
-                ErrorCode::Unauthenticated,
-                ErrorCode::Unauthenticated.detail().into(),
-            ),
-            Self::InvalidToken => (
-                S::UNAUTHORIZED,
-                ErrorCode::InvalidToken,
-                ErrorCode::InvalidToken.detail().into(),
-            ),
-            Self::InvalidCredentials => (
-                S::UNAUTHORIZED,
-                ErrorCode::InvalidCredentials,
-                ErrorCode::InvalidCredentials.detail().into(),
-            ),
-            Self::InvalidGrant => (
-                S::UNAUTHORIZED,
-                ErrorCode::InvalidGrant,
-                ErrorCode::InvalidGrant.detail().into(),
-            ),
-            Self::Forbidden(d) => (S::FORBIDDEN, ErrorCode::Forbidden, d.clone()),
-            Self::RegistrationDisabled => (
-                S::FORBIDDEN,
-                ErrorCode::RegistrationDisabled,
-                ErrorCode::RegistrationDisabled.detail().into(),
-            ),
-            Self::NotFound => (
-                S::NOT_FOUND,
-                ErrorCode::NotFound,
-                ErrorCode::NotFound.detail().into(),
-            ),
-            Self::MethodNotAllowed => (
-                S::METHOD_NOT_ALLOWED,
-                ErrorCode::MethodNotAllowed,
-                ErrorCode::MethodNotAllowed.detail().into(),
-            ),
-            Self::Conflict(d) => (S::CONFLICT, ErrorCode::Conflict, d.clone()),
-            Self::PreconditionFailed => (
-                S::PRECONDITION_FAILED,
-                ErrorCode::PreconditionFailed,
-                ErrorCode::PreconditionFailed.detail().into(),
-            ),
-            Self::PayloadTooLarge => (
-                S::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                ErrorCode::PayloadTooLarge.detail().into(),
-            ),
-            Self::UnsupportedMediaType(d) => (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                ErrorCode::UnsupportedMediaType,
-                d.clone(),
-            ),
-            Self::Validation(errors) => (
-                S::UNPROCESSABLE_ENTITY,
-                ErrorCode::ValidationFailed,
-                format!("{} field(s) are invalid.", errors.len()),
-            ),
-            Self::InvalidResetToken => (
-                S::BAD_REQUEST,
-                ErrorCode::InvalidResetToken,
-                ErrorCode::InvalidResetToken.detail().into(),
-            ),
-            Self::RateLimited(limited) => (
-                S::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                format!(
-                    "Too many requests; retry in {} s.",
-                    limited.retry_after_secs
-                ),
-            ),
-            Self::Overloaded => (
-                S::SERVICE_UNAVAILABLE,
-                ErrorCode::Overloaded,
-                ErrorCode::Overloaded.detail().into(),
-            ),
-            Self::Unavailable(_) => (
-                S::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-                ErrorCode::Unavailable.detail().into(),
-            ),
-            Self::Internal(_) => (
-                S::INTERNAL_SERVER_ERROR,
-                ErrorCode::Internal,
-                ErrorCode::Internal.detail().into(),
-            ),
+            Self::Malformed(_) => ErrorCode::MalformedRequest,
+            Self::InvalidCursor => ErrorCode::InvalidCursor,
+            Self::Unauthenticated => ErrorCode::Unauthenticated,
+            Self::InvalidToken => ErrorCode::InvalidToken,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::InvalidGrant => ErrorCode::InvalidGrant,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::RegistrationDisabled => ErrorCode::RegistrationDisabled,
+            Self::NotFound => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PreconditionFailed => ErrorCode::PreconditionFailed,
+            Self::PreconditionRequired => ErrorCode::PreconditionRequired,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            Self::Validation(_) => ErrorCode::ValidationFailed,
+            Self::InvalidResetToken => ErrorCode::InvalidResetToken,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The `detail` sent: the variant's own text where it has one, else the code's fixed
+    /// detail (never an internal cause).
+    fn detail(&self) -> String {
+        match self {
+            Self::Malformed(d)
+            | Self::Forbidden(d)
+            | Self::Conflict(d)
+            | Self::UnsupportedMediaType(d) => d.clone(),
+            Self::Validation(errors) => format!("{} field(s) are invalid.", errors.len()),
+            Self::RateLimited(limited) => wire::rate_limited_detail(limited.retry_after_secs),
+            other => other.code().detail().into(),
+        }
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    /// The error a tier answers with for `code` when it has nothing more specific to say.
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::MalformedRequest => Self::Malformed(code.detail().into()),
+            ErrorCode::InvalidCursor => Self::InvalidCursor,
+            ErrorCode::Unauthenticated => Self::Unauthenticated,
+            ErrorCode::InvalidToken => Self::InvalidToken,
+            ErrorCode::InvalidCredentials => Self::InvalidCredentials,
+            ErrorCode::InvalidGrant => Self::InvalidGrant,
+            ErrorCode::Forbidden => Self::Forbidden(code.detail().into()),
+            ErrorCode::RegistrationDisabled => Self::RegistrationDisabled,
+            ErrorCode::NotFound => Self::NotFound,
+            ErrorCode::MethodNotAllowed => Self::MethodNotAllowed,
+            ErrorCode::Conflict => Self::Conflict(code.detail().into()),
+            ErrorCode::PreconditionFailed => Self::PreconditionFailed,
+            ErrorCode::PreconditionRequired => Self::PreconditionRequired,
+            ErrorCode::PayloadTooLarge => Self::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(code.detail().into()),
+            ErrorCode::ValidationFailed => Self::validation("body", "is invalid"),
+            ErrorCode::InvalidResetToken => Self::InvalidResetToken,
+            ErrorCode::RateLimited => Self::RateLimited(Limited {
+                scope: crate::ratelimit::Scope::User,
+                retry_after_secs: 1,
+                quota: None,
+            }),
+            ErrorCode::Overloaded => Self::Overloaded,
+            ErrorCode::Unavailable => Self::Unavailable(code.detail().into()),
+            ErrorCode::Internal => Self::Internal(anyhow::anyhow!("{}", code.detail())),
         }
     }
 }
@@ -197,7 +175,10 @@ impl IntoResponse for ApiError {
             Self::Unavailable(e) => tracing::warn!(error = %e, "dependency unavailable"),
             _ => {}
         }
-        let (status, code, detail) = self.parts();
+        let code = self.code();
+        let status =
+            StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let detail = self.detail();
         let limited = match &self {
             Self::RateLimited(limited) => Some(*limited),
             _ => None,
@@ -210,20 +191,14 @@ impl IntoResponse for ApiError {
         let mut res = (status, body).into_response();
         let h = res.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        match code {
-            ErrorCode::Unauthenticated => {
-                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            ErrorCode::InvalidToken => {
-                h.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-                );
-            }
-            ErrorCode::Overloaded | ErrorCode::Unavailable => {
-                h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            }
-            _ => {}
+        if let Some(challenge) = wire::www_authenticate(code) {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        if let Some(secs) = wire::retry_after_secs(code) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(limited) = limited {
             h.insert(
@@ -327,3 +302,62 @@ impl From<AccessError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    //! The edge answers the errors it makes itself exactly as the origin would.
+
+    use users_edge::pipeline::problem;
+
+    use super::*;
+
+    /// Status and the headers a client reads off an error: everything but the body.
+    fn visible(status: u16, headers: &axum::http::HeaderMap) -> (u16, Vec<(String, String)>) {
+        let mut seen: Vec<_> = [
+            header::CONTENT_TYPE,
+            header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
+        ]
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(name)?.to_str().ok()?;
+            Some((name.to_string(), value.to_owned()))
+        })
+        .collect();
+        seen.sort();
+        (status, seen)
+    }
+
+    #[test]
+    fn every_error_code_has_the_same_status_and_headers_at_edge_and_origin() {
+        for code in ErrorCode::ALL {
+            let origin = ApiError::from(code).into_response();
+            let edge = match code {
+                ErrorCode::RateLimited => problem::rate_limited(1),
+                _ => problem::problem(code),
+            };
+            assert_eq!(
+                visible(origin.status().as_u16(), origin.headers()),
+                visible(edge.status().as_u16(), edge.headers()),
+                "{code:?}"
+            );
+            assert_eq!(origin.status().as_u16(), code.status(), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_429_reads_the_same_at_edge_and_origin() {
+        let limited = Limited {
+            scope: crate::ratelimit::Scope::AuthIp,
+            retry_after_secs: 7,
+            quota: None,
+        };
+        let origin = ApiError::RateLimited(limited).into_response();
+        let edge = problem::rate_limited(7);
+        assert_eq!(
+            visible(origin.status().as_u16(), origin.headers()),
+            visible(edge.status().as_u16(), edge.headers())
+        );
+        assert_eq!(origin.headers()[header::RETRY_AFTER], "7");
+    }
+}

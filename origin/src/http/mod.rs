@@ -17,6 +17,7 @@ use axum::response::IntoResponse;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use users_core::wire;
 
 use crate::http::error::ApiError;
 use crate::http::extract::BODY_LIMIT;
@@ -26,7 +27,7 @@ use crate::state::AppState;
 /// The whole API. Layers are listed innermost first: a request passes them bottom-up, its
 /// answer top-down.
 pub fn router(state: AppState) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(wire::REQUEST_ID);
     let api = Router::new()
         .merge(routes::auth::router())
         .merge(routes::users::router())
@@ -50,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         }))
         // One span per request, carrying its request id.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let id = req.headers().get(wire::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         // REQUEST_TIMEOUT_MS: a request running longer answers 503.

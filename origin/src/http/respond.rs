@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use users_core::model::UserView;
 use users_core::ratelimit::{Decision, Quota};
+use users_core::wire;
 
 use crate::ratelimit::Scope;
 
@@ -17,13 +18,7 @@ pub fn with_etag(status: StatusCode, etag: &str, body: impl serde::Serialize) ->
     res
 }
 
-/// Whether an `If-None-Match` / `If-Match` header value lists `etag` (or `*`).
-pub fn etag_matches(header_value: &str, etag: &str) -> bool {
-    header_value
-        .split(',')
-        .map(str::trim)
-        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
-}
+pub use users_core::wire::etag_matches;
 
 /// `201 Created` with `Location` and `ETag`.
 pub fn created(view: &UserView) -> Response {
@@ -53,7 +48,7 @@ pub fn read_response(view: &UserView, headers: &HeaderMap) -> Response {
     };
     res.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-cache"),
+        HeaderValue::from_static(wire::PROFILE_CACHE_CONTROL),
     );
     res
 }
@@ -61,30 +56,16 @@ pub fn read_response(view: &UserView, headers: &HeaderMap) -> Response {
 /// Writes `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) for a quota decision, and
 /// `Retry-After` when it refused.
 pub fn quota_headers(headers: &mut HeaderMap, scope: Scope, quota: Quota, d: &Decision) {
-    let name = scope.as_str();
-    let policy = format!("\"{name}\";q={};w={}", quota.limit, quota.window_secs());
-    let state = format!("\"{name}\";r={};t={}", d.remaining, d.reset_secs());
+    let policy = wire::rate_limit_policy(scope.as_str(), quota);
+    let state = wire::rate_limit(scope.as_str(), d);
     if let (Ok(p), Ok(s)) = (
         HeaderValue::from_str(&policy),
         HeaderValue::from_str(&state),
     ) {
-        headers.insert("ratelimit-policy", p);
-        headers.insert("ratelimit", s);
+        headers.insert(wire::RATELIMIT_POLICY, p);
+        headers.insert(wire::RATELIMIT, s);
     }
     if !d.allowed {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(d.retry_after_secs()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_lists_are_matched() {
-        assert!(etag_matches("\"a-1\"", "\"a-1\""));
-        assert!(etag_matches("\"x\", W/\"a-1\"", "\"a-1\""));
-        assert!(etag_matches("*", "\"a-1\""));
-        assert!(!etag_matches("\"a-2\"", "\"a-1\""));
     }
 }

@@ -9,6 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use users_core::perms::Permission;
+use users_core::wire::{self, BearerError};
 use uuid::Uuid;
 
 use crate::db::audit::Ctx;
@@ -70,11 +71,11 @@ impl FromRequestParts<AppState> for Auth {
             .get(AUTHORIZATION)
             .ok_or(ApiError::Unauthenticated)?;
         let header = header.to_str().map_err(|_| ApiError::InvalidToken)?;
-        let (scheme, token) = header.split_once(' ').ok_or(ApiError::InvalidToken)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::Unauthenticated);
-        }
-        let principal = tokens::verify_access(state, token.trim()).await?;
+        let token = wire::bearer_token(header).map_err(|e| match e {
+            BearerError::Malformed => ApiError::InvalidToken,
+            BearerError::NotBearer => ApiError::Unauthenticated,
+        })?;
+        let principal = tokens::verify_access(state, token).await?;
         let key = format!("user:{}", principal.id);
         state
             .limiter

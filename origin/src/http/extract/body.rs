@@ -10,8 +10,8 @@ use users_core::problem::FieldProblem;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
-/// Largest accepted request body (SPEC §4).
-pub const BODY_LIMIT: usize = 64 * 1024;
+/// Largest accepted request body (SPEC §4), as both tiers enforce it.
+pub const BODY_LIMIT: usize = users_core::wire::BODY_MAX;
 
 /// The media type of a request, lower-cased, without parameters.
 pub fn media_type(parts: &axum::http::HeaderMap) -> Option<String> {

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use users_core::wire;
 
 use crate::db::audit::Ctx;
 use crate::http::error::ApiError;
@@ -32,9 +33,9 @@ impl FromRequestParts<AppState> for Ctx {
 pub fn request_ctx(parts: &Parts) -> Ctx {
     let request_id = parts
         .headers
-        .get("x-request-id")
+        .get(wire::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(128).collect());
+        .map(|s| s.chars().take(wire::REQUEST_ID_MAX).collect());
     let ip = parts
         .extensions
         .get::<ClientIp>()

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use users_core::wire;
 
 use crate::config::ProxyConfig;
 use crate::http::error::ApiError;
@@ -18,7 +19,7 @@ use crate::ratelimit::Scope;
 use crate::state::AppState;
 
 /// The header that carries the edge's shared secret.
-pub const EDGE_SECRET_HEADER: &str = "x-edge-secret";
+pub const EDGE_SECRET_HEADER: &str = wire::EDGE_SECRET;
 
 fn carries_edge_secret(headers: &HeaderMap, cfg: &ProxyConfig) -> bool {
     let (Some(secret), Some(given)) = (&cfg.edge_secret, headers.get(EDGE_SECRET_HEADER)) else {
@@ -35,7 +36,7 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, cfg: &ProxyConfig) -> IpAddr {
         return peer;
     }
     let mut chain = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
+    for value in headers.get_all(wire::FORWARDED_FOR) {
         let Ok(text) = value.to_str() else {
             return peer;
         };

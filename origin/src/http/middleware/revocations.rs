@@ -8,13 +8,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
+use users_core::wire;
 
 use crate::db;
 use crate::http::extract::FromEdge;
 use crate::state::AppState;
 
 /// The response header that carries revocations to the edge.
-pub const REVOKED_HEADER: &str = "x-users-revoked";
+pub const REVOKED_HEADER: &str = wire::REVOKED;
 /// Most events echoed in one response.
 const ECHO_MAX: i64 = 100;
 
@@ -36,11 +37,7 @@ pub async fn echo_revocations(State(state): State<AppState>, req: Request, next:
     if let Ok(events) = db::events::since(&client, before, ECHO_MAX).await
         && !events.is_empty()
     {
-        let value = events
-            .iter()
-            .map(|e| format!("{}:{}", e.user_id, e.security_version))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let value = wire::revoked_value(events.iter().map(|e| (e.user_id, e.security_version)));
         if let Ok(v) = HeaderValue::from_str(&value) {
             res.headers_mut().insert(REVOKED_HEADER, v);
         }

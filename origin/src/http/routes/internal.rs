@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use users_core::wire;
 
 use crate::db::{self, events::SecurityEvent};
 use crate::http::error::{ApiError, ApiResult};
@@ -14,10 +15,10 @@ use crate::http::extract::FromEdge;
 use crate::state::AppState;
 
 /// Most events in one page of the feed.
-const PAGE_MAX: i64 = 1000;
+const PAGE_MAX: i64 = wire::REVOCATION_PAGE_MAX;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/internal/revocations", get(feed))
+    Router::new().route(wire::REVOCATIONS_PATH, get(feed))
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use users_core::wire;
 
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -19,7 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/.well-known/jwks.json", get(jwks))
+        .route(wire::JWKS_PATH, get(jwks))
         .route("/metrics", get(scrape))
 }
 
