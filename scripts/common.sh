@@ -21,6 +21,13 @@ ensure_toolchain() {
   fi
 }
 
+# The toolchain and the services every run of the system or its tests needs.
+ensure_stack() {
+  ensure_toolchain
+  ensure_postgres
+  ensure_redis
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest $NEXTEST_VERSION into $TOOLS"

@@ -10,9 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
-ensure_toolchain
-ensure_postgres
-ensure_redis
+ensure_stack
 
 [ -f .env ] && { set -a; source .env; set +a; }
 DB_NAME="${USERS_DB_NAME:-users}"

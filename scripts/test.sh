@@ -8,9 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
-ensure_toolchain
-ensure_postgres
-ensure_redis
+ensure_stack
 ensure_nextest
 ensure_nginx
 ensure_wasm_tools

@@ -20,6 +20,28 @@ pub struct Event<'a> {
     pub details: serde_json::Value,
 }
 
+impl<'a> Event<'a> {
+    /// `actor` did `action` to `target`; no details.
+    pub fn new(action: &'a str, actor: Option<Uuid>, target: Option<Uuid>) -> Self {
+        Self {
+            action,
+            actor,
+            target,
+            details: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// `user` did `action` to their own account.
+    pub fn own(action: &'a str, user: Uuid) -> Self {
+        Self::new(action, Some(user), Some(user))
+    }
+
+    /// The same event with `details`.
+    pub fn with(self, details: serde_json::Value) -> Self {
+        Self { details, ..self }
+    }
+}
+
 pub async fn record(
     db: &impl GenericClient,
     ctx: &Ctx,

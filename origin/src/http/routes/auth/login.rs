@@ -95,12 +95,7 @@ pub async fn login(
         db::audit::record(
             &client,
             &ctx,
-            Event {
-                action: "login.failed",
-                actor: None,
-                target,
-                details,
-            },
+            Event::new("login.failed", None, target).with(details),
         )
         .await?;
         state.limiter.login_failed(&identifier).await;
@@ -111,12 +106,7 @@ pub async fn login(
         db::users::set_password(&client, user.id, &rehash).await?;
     }
     let (tokens, digest) = token_pair(&state, &user, perms);
-    let audit = Event {
-        action: "login.succeeded",
-        actor: Some(user.id),
-        target: Some(user.id),
-        details: json!({}),
-    };
+    let audit = Event::own("login.succeeded", user.id);
     let ttl = state.config.tokens.refresh_ttl;
     let token = NewRefresh::new(user.id, Uuid::now_v7(), &digest, ttl);
     if !db::tokens::insert_refresh_audited(&client, &token, &ctx, audit).await? {

@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
 use users_core::model::UserView;
 use users_core::perms::USER_ROLE;
 
@@ -50,17 +49,7 @@ pub async fn register(
     let id = new
         .insert(&tx, &hash, true, &[USER_ROLE.to_owned()])
         .await?;
-    db::audit::record(
-        &tx,
-        &ctx,
-        Event {
-            action: "user.registered",
-            actor: Some(id),
-            target: Some(id),
-            details: json!({}),
-        },
-    )
-    .await?;
+    db::audit::record(&tx, &ctx, Event::own("user.registered", id)).await?;
     let user = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
     tx.commit().await?;
     Ok(created(&user.view()))

@@ -80,12 +80,7 @@ async fn send_reset(state: &AppState, ctx: &Ctx, email: &Email) -> ApiResult<()>
     db::audit::record(
         &tx,
         ctx,
-        Event {
-            action: "password.reset_requested",
-            actor: None,
-            target: Some(user.id),
-            details: json!({}),
-        },
+        Event::new("password.reset_requested", None, Some(user.id)),
     )
     .await?;
     tx.commit().await?;
@@ -144,17 +139,7 @@ pub async fn confirm_reset(
     }
     db::users::set_password(&tx, user_id, &hash).await?;
     revoke_sessions(&tx, user_id).await?;
-    db::audit::record(
-        &tx,
-        &ctx,
-        Event {
-            action: "password.reset",
-            actor: Some(user_id),
-            target: Some(user_id),
-            details: json!({}),
-        },
-    )
-    .await?;
+    db::audit::record(&tx, &ctx, Event::own("password.reset", user_id)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

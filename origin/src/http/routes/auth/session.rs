@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 use users_core::model::TokenResponse;
 
 use crate::accounts::revoke_sessions;
@@ -48,17 +47,7 @@ pub async fn refresh(
     let (user_id, family) = match spend {
         Spend::Spent { user_id, family_id } => (user_id, family_id),
         Spend::Reused => {
-            db::audit::record(
-                &tx,
-                &ctx,
-                Event {
-                    action: "refresh.reused",
-                    actor: None,
-                    target: None,
-                    details: json!({}),
-                },
-            )
-            .await?;
+            db::audit::record(&tx, &ctx, Event::new("refresh.reused", None, None)).await?;
             tx.commit().await?;
             return Err(ApiError::InvalidGrant);
         }
@@ -97,17 +86,7 @@ pub async fn logout(
     let tx = client.transaction().await?;
     if body.all == Some(true) {
         revoke_sessions(&tx, auth.user_id).await?;
-        db::audit::record(
-            &tx,
-            &auth.ctx,
-            Event {
-                action: "logout.all",
-                actor: Some(auth.user_id),
-                target: Some(auth.user_id),
-                details: json!({}),
-            },
-        )
-        .await?;
+        db::audit::record(&tx, &auth.ctx, Event::own("logout.all", auth.user_id)).await?;
     } else if let Some(token) = body.refresh_token.filter(|t| t.len() <= 128) {
         db::tokens::revoke_family_of(&tx, auth.user_id, &tokens::digest(&token)).await?;
     }

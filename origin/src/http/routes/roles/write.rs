@@ -31,7 +31,13 @@ pub struct RoleBody {
     _builtin: Option<Value>,
 }
 
-fn validate(check: &mut Check, description: &str, permissions: &[String]) -> Vec<Permission> {
+/// The description (absent: empty) and permissions (absent: none) of a role, checked.
+fn settings(
+    check: &mut Check,
+    description: Option<String>,
+    permissions: Option<Vec<String>>,
+) -> (String, Vec<Permission>) {
+    let description = description.unwrap_or_default();
     if description.chars().count() > ROLE_DESCRIPTION_MAX
         || description.chars().any(char::is_control)
     {
@@ -43,15 +49,15 @@ fn validate(check: &mut Check, description: &str, permissions: &[String]) -> Vec
         );
     }
     let mut perms = Vec::new();
-    for p in permissions {
-        match Permission::parse(p) {
+    for p in permissions.unwrap_or_default() {
+        match Permission::parse(&p) {
             Some(p) => perms.push(p),
             None => check.fail("permissions", format!("unknown permission {p:?}")),
         }
     }
     perms.sort();
     perms.dedup();
-    perms
+    (description, perms)
 }
 
 #[utoipa::path(post, path = "/roles", tag = "roles", security(("bearer" = [])), request_body = RoleBody, responses((status = 201, description = "Created", body = RoleView, headers(("Location" = String)))))]
@@ -65,12 +71,7 @@ pub async fn create_role(
     let name = check
         .required("name", body.name.as_deref())
         .and_then(|n| check.field("name", RoleName::parse(n)));
-    let description = body.description.unwrap_or_default();
-    let permissions = validate(
-        &mut check,
-        &description,
-        &body.permissions.unwrap_or_default(),
-    );
+    let (description, permissions) = settings(&mut check, body.description, body.permissions);
     check.finish()?;
     let name = name.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("validated name missing")))?;
     let role = RoleView {
@@ -85,12 +86,8 @@ pub async fn create_role(
     db::audit::record(
         &tx,
         &auth.ctx,
-        Event {
-            action: "role.created",
-            actor: Some(auth.user_id),
-            target: None,
-            details: json!({"role": role.name, "permissions": role.permissions}),
-        },
+        Event::new("role.created", Some(auth.user_id), None)
+            .with(json!({"role": role.name, "permissions": role.permissions})),
     )
     .await?;
     tx.commit().await?;
@@ -134,12 +131,7 @@ pub async fn update_role(
         return Err(ApiError::forbidden("The field name is read-only."));
     }
     let mut check = Check::default();
-    let description = desired.description.unwrap_or_default();
-    let permissions = validate(
-        &mut check,
-        &description,
-        &desired.permissions.unwrap_or_default(),
-    );
+    let (description, permissions) = settings(&mut check, desired.description, desired.permissions);
     check.finish()?;
     let perms_changed = permissions != current.permissions;
     if current.builtin && perms_changed {
@@ -160,12 +152,8 @@ pub async fn update_role(
     db::audit::record(
         tx,
         &auth.ctx,
-        Event {
-            action: "role.updated",
-            actor: Some(auth.user_id),
-            target: None,
-            details: json!({"role": name, "permissions": updated.permissions}),
-        },
+        Event::new("role.updated", Some(auth.user_id), None)
+            .with(json!({"role": name, "permissions": updated.permissions})),
     )
     .await?;
     for (id, version) in changed {
@@ -194,12 +182,7 @@ pub async fn delete_role(
     db::audit::record(
         tx,
         &auth.ctx,
-        Event {
-            action: "role.deleted",
-            actor: Some(auth.user_id),
-            target: None,
-            details: json!({"role": name}),
-        },
+        Event::new("role.deleted", Some(auth.user_id), None).with(json!({"role": name})),
     )
     .await?;
     for (id, version) in changed {

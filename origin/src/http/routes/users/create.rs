@@ -56,12 +56,7 @@ pub async fn create_user(
     db::audit::record(
         &tx,
         &auth.ctx,
-        Event {
-            action: "user.created",
-            actor: Some(auth.user_id),
-            target: Some(id),
-            details: json!({"roles": roles}),
-        },
+        Event::new("user.created", Some(auth.user_id), Some(id)).with(json!({"roles": roles})),
     )
     .await?;
     let user = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;

@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::json;
 use users_core::perms::Permission;
 
 use crate::accounts::guard_last_admin;
@@ -30,12 +29,7 @@ pub async fn delete_user(
     db::audit::record(
         &write.tx,
         &auth.ctx,
-        Event {
-            action: "user.deleted",
-            actor: Some(auth.user_id),
-            target: Some(id),
-            details: json!({}),
-        },
+        Event::new("user.deleted", Some(auth.user_id), Some(id)),
     )
     .await?;
     write.deleted(id);

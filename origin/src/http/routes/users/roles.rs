@@ -55,12 +55,7 @@ async fn role_change(
         db::audit::record(
             tx,
             &auth.ctx,
-            Event {
-                action,
-                actor: Some(auth.user_id),
-                target: Some(id),
-                details: json!({"role": role.name}),
-            },
+            Event::new(action, Some(auth.user_id), Some(id)).with(json!({"role": role.name})),
         )
         .await?;
         write.invalidate(id, user.version + 1);

@@ -230,10 +230,7 @@ pub async fn put_user(
     UserId(id): UserId,
     req: Request,
 ) -> ApiResult<Response> {
-    auth.require_on(Some(id), Permission::UsersUpdate)?;
-    let headers = req.headers().clone();
-    let body = read_object(req, &state, Mode::Replace).await?;
-    update(state, auth, id, headers, body, Mode::Replace).await
+    edit(state, auth, id, req, Mode::Replace).await
 }
 
 /// `PATCH /users/{id}`: JSON Merge Patch (RFC 7396).
@@ -244,10 +241,21 @@ pub async fn patch_user(
     UserId(id): UserId,
     req: Request,
 ) -> ApiResult<Response> {
+    edit(state, auth, id, req, Mode::Merge).await
+}
+
+/// Reads the body in `mode` and applies it to `id`, if the caller may change that account.
+async fn edit(
+    state: AppState,
+    auth: Auth,
+    id: Uuid,
+    req: Request,
+    mode: Mode,
+) -> ApiResult<Response> {
     auth.require_on(Some(id), Permission::UsersUpdate)?;
     let headers = req.headers().clone();
-    let body = read_object(req, &state, Mode::Merge).await?;
-    update(state, auth, id, headers, body, Mode::Merge).await
+    let body = read_object(req, &state, mode).await?;
+    update(state, auth, id, headers, body, mode).await
 }
 
 fn check_if_match(headers: &HeaderMap, view: &UserView) -> ApiResult<()> {
@@ -371,12 +379,7 @@ async fn update(
         ));
     }
     for (action, details) in events {
-        let event = Event {
-            action,
-            actor: Some(auth.user_id),
-            target: Some(id),
-            details,
-        };
+        let event = Event::new(action, Some(auth.user_id), Some(id)).with(details);
         db::audit::record(tx, &auth.ctx, event).await?;
     }
     let view = db::users::get(tx, id)
