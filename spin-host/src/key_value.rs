@@ -1,35 +1,20 @@
-//! `spin:key-value/key-value@3.0.0` over in-memory maps.
+//! `spin:key-value/key-value@3.0.0` over the host's in-memory
+//! [`KvMaps`](crate::state::KvMaps): the host traits of `bindings`,
+//! implemented for [`Ctx`].
 //!
-//! One [`KvMaps`] per host: a map from store label to that store's map. It is
-//! created by [`crate::start`] with one (empty) entry per configured label and
-//! shared by every request, so state persists across requests as it does in
-//! Spin. `store.open(label)` succeeds only for those labels (as Spin only opens
-//! the stores listed in the manifest); the resource merely remembers the label.
-//! Like Spin's key-value API there is no atomic increment and no TTL.
+//! `store.open(label)` succeeds only for the labels the host was configured
+//! with (as Spin only opens the stores listed in the manifest); the resource
+//! ([`KvStore`]) merely remembers the label. Like Spin's key-value API there is
+//! no atomic increment and no TTL.
 
 use std::collections::HashMap;
 use std::future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use wasmtime::component::{Accessor, FutureReader, HasSelf, Resource, StreamReader};
 
+use crate::bindings::KvStore;
 use crate::bindings::spin::key_value::key_value::{self as wit, Error};
-use crate::state::Ctx;
-
-/// Every store of one host: label → (key → value).
-pub(crate) type KvMaps = Arc<Mutex<HashMap<String, HashMap<String, Vec<u8>>>>>;
-
-/// Locks the maps. A panic while holding the lock cannot leave a plain
-/// `HashMap` half-updated, so a poisoned lock is simply taken over.
-pub(crate) fn lock(maps: &KvMaps) -> MutexGuard<'_, HashMap<String, HashMap<String, Vec<u8>>>> {
-    maps.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The host value behind a guest's `store` resource: the label it opened.
-#[derive(Debug)]
-pub struct KvStore {
-    label: String,
-}
+use crate::state::{Ctx, lock_kv};
 
 type KvAccessor = Accessor<Ctx, HasSelf<Ctx>>;
 
@@ -42,7 +27,7 @@ fn with_map<R>(
     accessor.with(|mut access| {
         let ctx = access.get();
         let label = &ctx.table.get(store)?.label;
-        Ok(match lock(&ctx.kv).get_mut(label) {
+        Ok(match lock_kv(&ctx.kv).get_mut(label) {
             Some(map) => Ok(f(map)),
             None => Err(Error::NoSuchStore),
         })
@@ -65,7 +50,7 @@ impl wit::HostStoreWithStore<Ctx> for HasSelf<Ctx> {
     ) -> wasmtime::Result<Result<Resource<KvStore>, Error>> {
         accessor.with(|mut access| {
             let ctx = access.get();
-            if !lock(&ctx.kv).contains_key(&label) {
+            if !lock_kv(&ctx.kv).contains_key(&label) {
                 return Ok(Err(Error::NoSuchStore));
             }
             Ok(Ok(ctx.table.push(KvStore { label })?))

@@ -11,11 +11,16 @@
 //!
 //! How the parts fit:
 //! - [`start`] compiles the component once per process (`engine`), links WASI
-//!   0.2 + 0.3, wasi:http 0.3 and the Spin bindings (`state`, `bindings`),
+//!   0.2 + 0.3, wasi:http 0.3 and the Spin interfaces (`linker`),
 //!   pre-instantiates it and spawns the accept loop (`server`).
 //! - `server` gives every request a fresh store and instance, as Spin does;
-//!   only the key-value maps (`key_value`) and the variables (`variables`)
-//!   are shared between requests.
+//!   only the key-value maps and the variables (both in `state`) are shared
+//!   between requests.
+//! - Imports between modules point one way, with no circle: `bindings`
+//!   (generated from `wit/`) names no other module; `state` (the data: the
+//!   per-request `Ctx`, the key-value maps, the variables) only `logs`;
+//!   `key_value` and `variables` implement the Spin host traits of `bindings`
+//!   for `Ctx`; `linker` and `server` sit on top.
 //! - Like Spin, the host strips client-sent `spin-*` headers and sets
 //!   `spin-client-addr` (peer `ip:port`) and `spin-full-url`.
 //! - Outbound HTTP uses wasmtime-wasi-http's default `send_request`, allowed
@@ -39,6 +44,7 @@
 mod bindings;
 mod engine;
 mod key_value;
+mod linker;
 mod logs;
 mod server;
 mod state;
@@ -56,9 +62,9 @@ use tokio::task::JoinHandle;
 use wasmtime::error::Context as _;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::key_value::KvMaps;
 use crate::logs::Logs;
 use crate::server::Shared;
+use crate::state::KvMaps;
 
 /// Errors of this crate are wasmtime's own error type (not anyhow's).
 pub use wasmtime::Error;
@@ -164,7 +170,7 @@ impl RunningHost {
 
     /// The keys currently in store `label`, sorted; empty for an unknown label.
     pub fn kv_keys(&self, label: &str) -> Vec<String> {
-        let maps = key_value::lock(&self.kv);
+        let maps = state::lock_kv(&self.kv);
         let mut keys: Vec<String> = maps
             .get(label)
             .map(|map| map.keys().cloned().collect())
@@ -175,13 +181,13 @@ impl RunningHost {
 
     /// The value of `key` in store `label`, if both exist.
     pub fn kv_get(&self, label: &str, key: &str) -> Option<Vec<u8>> {
-        key_value::lock(&self.kv).get(label)?.get(key).cloned()
+        state::lock_kv(&self.kv).get(label)?.get(key).cloned()
     }
 
     /// Writes `key` in store `label` as the component would (e.g. to seed or
     /// corrupt state in a test). Fails for a label the host was not given.
     pub fn kv_set(&self, label: &str, key: &str, value: impl Into<Vec<u8>>) -> Result<(), Error> {
-        let mut maps = key_value::lock(&self.kv);
+        let mut maps = state::lock_kv(&self.kv);
         let map = maps
             .get_mut(label)
             .ok_or_else(|| wasmtime::format_err!("no key-value store labelled {label:?}"))?;
@@ -219,7 +225,7 @@ pub async fn start(config: HostConfig) -> Result<RunningHost, Error> {
 
     let engine = engine::shared()?;
     let component = engine::component(&engine, &wasm).await?;
-    let instance_pre = state::linker(&engine)?
+    let instance_pre = linker::build(&engine)?
         .instantiate_pre(&component)
         .with_context(|| format!("linking {}", wasm.display()))?;
     let pre = ServicePre::new(instance_pre)

@@ -29,10 +29,8 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 
-use crate::key_value::KvMaps;
 use crate::logs::Logs;
-use crate::state::Ctx;
-use crate::variables::Variables;
+use crate::state::{Ctx, KvMaps, Variables};
 
 /// Headers Spin sets itself; a client's copies are never passed on.
 const SPIN_HEADERS: [&str; 7] = [

@@ -1,17 +1,34 @@
-//! Per-request store data and the linker that wires every import to it.
+//! The data the host keeps: shared by every request of one host
+//! ([`KvMaps`], [`Variables`]) and per request ([`Ctx`]).
 //!
 //! Each request gets a fresh `Store<Ctx>` (a fresh guest instance, as in
 //! Spin); only the key-value maps and the variables are shared, by `Arc`.
+//! Both are created by [`crate::start`]: one (empty) map per configured store
+//! label, so state persists across requests as it does in Spin, and the
+//! variables as configured. This module knows no bindings: the Spin host
+//! traits are implemented for `Ctx` in `key_value` and `variables`, and
+//! `linker` wires everything to it.
 
-use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bindings::SpinImports;
-use crate::key_value::KvMaps;
 use crate::logs::Logs;
-use crate::variables::Variables;
+
+/// Every key-value store of one host: label → (key → value).
+pub(crate) type KvMaps = Arc<Mutex<HashMap<String, HashMap<String, Vec<u8>>>>>;
+
+/// Locks the maps. A panic while holding the lock cannot leave a plain
+/// `HashMap` half-updated, so a poisoned lock is simply taken over.
+pub(crate) fn lock_kv(maps: &KvMaps) -> MutexGuard<'_, HashMap<String, HashMap<String, Vec<u8>>>> {
+    maps.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The variables of one host, shared read-only by every request.
+pub(crate) type Variables = Arc<HashMap<String, String>>;
 
 /// The `T` of `Store<T>`: WASI, wasi:http and Spin state of one request.
 pub(crate) struct Ctx {
@@ -58,15 +75,4 @@ impl WasiHttpView for Ctx {
             hooks: wasmtime_wasi_http::default_hooks(),
         }
     }
-}
-
-/// WASI 0.2 and 0.3 (the component imports both, e.g. `wasi:cli/stdin@0.3.0`),
-/// wasi:http 0.3 and the two Spin interfaces.
-pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<Ctx>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
-    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-    SpinImports::add_to_linker::<_, HasSelf<Ctx>>(&mut linker, |ctx| ctx)?;
-    Ok(linker)
 }

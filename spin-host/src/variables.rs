@@ -1,20 +1,17 @@
-//! `spin:variables/variables@3.0.0` over a fixed name → value map.
+//! `spin:variables/variables@3.0.0` over the host's fixed name → value map
+//! ([`Variables`](crate::state::Variables)): the host trait of `bindings`,
+//! implemented for [`Ctx`], and the name check that [`crate::start`] also
+//! applies to the configured variables.
 //!
 //! Names follow Spin's rules (spin-expressions `Key`): lowercase ASCII
 //! letters, digits and single underscores, starting with a letter and ending
 //! with a letter or digit. An invalid name is `invalid-name`, a valid but
 //! unconfigured one `undefined`, exactly the two errors Spin's host returns.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use wasmtime::component::{Accessor, HasSelf};
 
 use crate::bindings::spin::variables::variables::{self as wit, Error};
 use crate::state::Ctx;
-
-/// The variables of one host, shared read-only by every request.
-pub(crate) type Variables = Arc<HashMap<String, String>>;
 
 /// Checks `name` against Spin's variable-name rules; `Err` says why not.
 pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
