@@ -12,7 +12,7 @@ use users_origin::db::tokens::{self, NewRefresh};
 use crate::helpers::{
     Api as _, Reply, TestApp, TestUser, other_strong_password, spawn_app, spawn_app_and_user,
 };
-use crate::testdb::PG_BASE;
+use crate::testdb::database_url;
 
 /// `POST /auth/login` for `user` as request `request_id`, with extra `headers`.
 async fn login_as_request(
@@ -96,7 +96,7 @@ async fn store_login(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_stores_its_refresh_token_with_its_audit_entry_and_only_for_an_active_account() {
     let (app, user) = spawn_app_and_user().await;
-    let pg: tokio_postgres::Config = format!("{PG_BASE}/{}", app.db_name).parse().unwrap();
+    let pg: tokio_postgres::Config = database_url(&app.db_name).parse().unwrap();
     let pool = Pool::builder(Manager::new(pg, tokio_postgres::NoTls))
         .max_size(1)
         .build()

@@ -5,7 +5,8 @@
 //! - [`helpers`]: the harness (`spawn_app`, `TestApp`, `TestUser`) and the request API every
 //!   suite and the edge scenarios share: `app.as_user(&user).get_user(id).await` gives a
 //!   [`helpers::Reply`] with its assertions (`expect_json(200)`, `assert_problem(404, …)`).
-//! - [`testdb`]: the migrated template database and per-test clones.
+//! - [`testdb`]: per-test databases cloned from the migrated template, and Redis prefixes
+//!   (over `users-harness`).
 //! - [`smtp`]: the SMTP sink and reset-token extraction from mail.
 //! - [`jwt`]: decoding and hand-signing JWTs for the forgery tests.
 //! - one module per area: [`register`]; [`auth`] (login, refresh, logout); [`tokens`] (forged

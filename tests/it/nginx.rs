@@ -13,11 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use users_harness::InProcessOrigin;
 use uuid::Uuid;
 
-use crate::helpers::{Api as _, Endpoint, Reply, build_origin, free_port, spawn_app};
+use crate::helpers::{Api as _, Endpoint, Reply, free_port, spawn_app, start_origin_process};
 
 /// The committed configuration under test.
 const NGINX_CONF: &str = include_str!("../../deploy/nginx/nginx.conf");
@@ -218,45 +217,29 @@ impl Drop for Nginx {
     }
 }
 
-/// An origin replica over the test's database that the test can stop.
+/// An origin replica over the test's database that the test can stop (dropping it stops it
+/// too).
 struct Replica {
     /// `127.0.0.1:PORT`, as nginx's `$upstream_addr` names it.
     addr: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    origin: InProcessOrigin,
 }
 
 impl Replica {
     async fn start(vars: &HashMap<String, String>) -> Self {
-        let app = build_origin(vars).await;
-        let addr = format!("127.0.0.1:{}", app.port());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.run_with_shutdown(async {
-            let _ = stopped.await;
-        }));
+        let origin = start_origin_process(vars).await;
         Self {
-            addr,
-            stop: Some(stop),
-            task,
+            addr: origin.addr().to_string(),
+            origin,
         }
     }
 
-    /// Stops accepting, drains in-flight requests and waits (at most 15 s) until it is gone.
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(15), &mut self.task)
+    /// Stops accepting, drains in-flight requests and waits (at most 30 s) until it is gone.
+    async fn stop(self) {
+        self.origin
+            .stop()
             .await
-            .expect("the replica stops within 15 s")
-            .expect("the replica task")
-            .expect("the replica shuts down cleanly");
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.task.abort();
+            .expect("the replica shuts down cleanly within 30 s");
     }
 }
 

@@ -10,7 +10,7 @@ use crate::helpers::{
     Api as _, free_port, spawn_app, spawn_app_and_user, spawn_app_set, spawn_app_with,
 };
 use crate::jwt::{random_seed, use_signing_seed};
-use crate::testdb::{PG_BASE, connect};
+use crate::testdb::{connect, database_url};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_and_readyz_are_ok() {
@@ -45,7 +45,7 @@ async fn every_response_carries_a_request_id_and_a_client_one_is_echoed() {
 /// The default test configuration, without a running app (nothing here connects).
 fn base_vars() -> HashMap<String, String> {
     [
-        ("DATABASE_URL", format!("{PG_BASE}/postgres")),
+        ("DATABASE_URL", database_url("postgres")),
         ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
         ("PUBLIC_URL", "http://app.test".to_owned()),
         ("SMTP_URL", "smtp://127.0.0.1:2525".to_owned()),

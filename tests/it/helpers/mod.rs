@@ -15,11 +15,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use users_harness::InProcessOrigin;
 use uuid::Uuid;
 
 use crate::scrape::{Scrape, scrape};
 use crate::smtp::SmtpSink;
-use crate::testdb::{Cleanup, PG_BASE, REDIS_URL, connect, create_test_database};
+use crate::testdb::{Cleanup, connect, create_test_database, database_url, redis_url};
 
 mod accounts;
 mod api;
@@ -135,7 +136,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
 
     let admin_password = strong_password();
     let mut vars: HashMap<String, String> = [
-        ("DATABASE_URL", format!("{PG_BASE}/{db_name}")),
+        ("DATABASE_URL", database_url(&db_name)),
         ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
         ("PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("SMTP_URL", smtp.url()),
@@ -147,7 +148,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
         ("ARGON2_M_KIB", "1024".to_owned()),
         ("ARGON2_T", "1".to_owned()),
         ("MAIL_POLL_MS", "50".to_owned()),
-        ("REDIS_URL", REDIS_URL.to_owned()),
+        ("REDIS_URL", redis_url()),
         ("REDIS_PREFIX", redis_prefix),
         ("RATE_LIMIT_AUTH_IP", UNLIMITED.to_owned()),
         ("RATE_LIMIT_USER", UNLIMITED.to_owned()),
@@ -199,20 +200,19 @@ fn init_logging() {
     }
 }
 
-/// Builds (binds) an origin with `vars`, not yet serving.
-pub async fn build_origin(vars: &HashMap<String, String>) -> users_origin::Application {
-    let config = users_origin::Config::from_lookup(|k| vars.get(k).cloned())
-        .expect("the test configuration is valid");
-    users_origin::Application::build(config)
+/// Builds and starts an origin with `vars` on the test's runtime, serving until the test ends
+/// ([`InProcessOrigin::start`]; panics if it does not start).
+pub async fn start_origin_process(vars: &HashMap<String, String>) -> InProcessOrigin {
+    InProcessOrigin::start(&tokio::runtime::Handle::current(), vars)
         .await
-        .expect("the origin starts")
+        .unwrap_or_else(|e| panic!("the origin starts with the test configuration: {e:#}"))
 }
 
-/// Builds and starts an origin with `vars`; returns its port.
+/// Builds and starts an origin with `vars` that serves until the test ends; returns its port.
 pub async fn start_origin(vars: &HashMap<String, String>) -> u16 {
-    let app = build_origin(vars).await;
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped());
+    let origin = start_origin_process(vars).await;
+    let port = origin.addr().port();
+    origin.detach();
     port
 }
 
