@@ -84,7 +84,7 @@ async fn run(root: PathBuf, scratch: Scratch) -> anyhow::Result<EdgeResults> {
         .with("ARGON2_M_KIB", "1024")
         .with("ARGON2_T", "1")
         .config()?;
-    let origin = InProcessOrigin::start(&tokio::runtime::Handle::current(), config).await?;
+    let origin = InProcessOrigin::start_with(&tokio::runtime::Handle::current(), config).await?;
     let vars = edge_vars(&origin.url());
 
     let client = reqwest::Client::builder()

@@ -17,7 +17,7 @@ use super::{auth, hashing, reads, report};
 use crate::figures::round3;
 use crate::seed::{self, SeedReport};
 use crate::stack::origin::{Admin, InProcessOrigin, OriginVars, UNLIMITED};
-use crate::stack::services::{self, REDIS_URL, Scratch};
+use crate::stack::services::{self, Scratch};
 use crate::{cpu, host};
 
 /// What this run owns, named from the start time `ts`: database `users_bench_<ts>`, Redis prefix
@@ -50,7 +50,7 @@ pub async fn run(
     let pg_version: String = pg.query_one("SHOW server_version", &[]).await?.get(0);
 
     // The origin, in-process on its own runtime.
-    let server = InProcessOrigin::start(&origin, setup.config).await?;
+    let server = InProcessOrigin::start_with(&origin, setup.config).await?;
     let env = Env::connect(args, cores, &server, &setup.admin.password, &scratch.db).await?;
 
     let mut scenarios = vec![
@@ -185,7 +185,7 @@ async fn machine(cores: usize, pg_version: &str, loadavg_start: Option<[f64; 3]>
         "mem_total_mb": host::mem_total_mb(),
         "kernel": host::kernel(),
         "postgres": pg_version,
-        "redis": services::redis_version(REDIS_URL).await,
+        "redis": services::redis_version(&services::redis_url()).await,
         "loadavg_start": loadavg_start,
         "loadavg_end": cpu::loadavg(),
     })

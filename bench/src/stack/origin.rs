@@ -1,19 +1,14 @@
 //! The origin, started in-process on a tokio runtime of the caller's choice: its settings (the
 //! environment variables it reads, given through `Config::from_lookup`, so the bench process's
 //! own environment plays no part), starting and stopping it, and the admin login every bench
-//! begins with.
+//! begins with. Starting and stopping is `users-harness`'s [`InProcessOrigin`].
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
-use tokio::runtime::Handle;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-use super::services::{REDIS_URL, Scratch, database_url};
+use super::services::{Scratch, database_url, redis_url};
 
 /// Rate limits far above anything a bench sends.
 pub const UNLIMITED: &str = "100000000/60s";
@@ -41,7 +36,7 @@ impl OriginVars {
             .with("ADMIN_USERNAME", admin.username)
             .with("ADMIN_EMAIL", admin.email)
             .with("ADMIN_PASSWORD", admin.password.clone())
-            .with("REDIS_URL", REDIS_URL)
+            .with("REDIS_URL", redis_url())
             .with("REDIS_PREFIX", scratch.redis_prefix.clone())
             .with("RATE_LIMIT_AUTH_IP", UNLIMITED)
             .with("RATE_LIMIT_USER", UNLIMITED)
@@ -55,57 +50,11 @@ impl OriginVars {
 
     /// The origin's configuration from these variables alone.
     pub fn config(&self) -> anyhow::Result<users_origin::Config> {
-        users_origin::Config::from_lookup(|k| self.0.get(k).cloned()).map_err(|e| anyhow!("{e}"))
+        users_harness::origin::config(&self.0)
     }
 }
 
-/// A running origin; dropping it stops the server too, without waiting.
-#[derive(Debug)]
-pub struct InProcessOrigin {
-    addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<anyhow::Result<()>>,
-}
-
-impl InProcessOrigin {
-    /// Builds the origin (migrations, keys, admin bootstrap, bind) and serves it on `runtime`.
-    pub async fn start(runtime: &Handle, config: users_origin::Config) -> anyhow::Result<Self> {
-        let (addr_tx, addr_rx) = oneshot::channel();
-        let (stop, stop_rx) = oneshot::channel::<()>();
-        let server = runtime.spawn(async move {
-            let app = users_origin::Application::build(config).await?;
-            let _ = addr_tx.send(app.local_addr());
-            app.run_with_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-        });
-        match addr_rx.await {
-            Ok(addr) => Ok(Self { addr, stop, server }),
-            Err(_) => Err(match server.await {
-                Ok(Err(e)) => e.context("the origin did not start"),
-                Ok(Ok(())) => anyhow!("the origin stopped at once"),
-                Err(e) => anyhow!("the origin panicked: {e}"),
-            }),
-        }
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Asks the server to stop and waits up to 30 s for it to drain.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        match tokio::time::timeout(Duration::from_secs(30), self.server).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(e.context("the origin stopped with an error")),
-            Ok(Err(e)) => Err(anyhow!("the origin panicked: {e}")),
-            Err(_) => Err(anyhow!("the origin did not stop within 30 s")),
-        }
-    }
-}
+pub use users_harness::InProcessOrigin;
 
 /// Logs in at `base` (the origin, or an edge in front of it) and returns the access token.
 pub async fn login(
