@@ -1,30 +1,31 @@
 //! The edge runtimes as child processes, each in its own process group and stopped on drop: the
 //! Cloudflare worker under `wrangler dev` (local workerd) and the Spin component in the
 //! release-built wasmtime test host (`users-spin-host`). Both take the edge's variables in
-//! upper case (the Spin host is given them in lower case, as Spin names variables).
+//! upper case (the Spin host is given them in lower case, as Spin names variables). Stopping
+//! the group is `users-harness`'s `ProcessGroup`.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use users_harness::process::ProcessGroup;
+
+/// How long the group has to exit after `SIGTERM` before it gets `SIGKILL`.
+const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// An edge process in its own process group, stopped on drop.
 #[derive(Debug)]
 pub struct EdgeProcess {
-    child: Child,
+    group: ProcessGroup,
     /// Where the process keeps its state, removed after it stops.
     dir: Option<PathBuf>,
 }
 
 impl Drop for EdgeProcess {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
+        self.group.stop(STOP_GRACE);
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -64,7 +65,10 @@ pub fn start_spin(root: &Path, vars: &[(&str, String)]) -> anyhow::Result<(EdgeP
         .process_group(0);
     let child = cmd.spawn().context("start users-spin-host")?;
     Ok((
-        EdgeProcess { child, dir: None },
+        EdgeProcess {
+            group: ProcessGroup::new(child),
+            dir: None,
+        },
         format!("http://127.0.0.1:{port}"),
     ))
 }
@@ -133,7 +137,7 @@ pub fn start_wrangler(
     let child = cmd.spawn().context("start wrangler (npm ci first)")?;
     Ok((
         EdgeProcess {
-            child,
+            group: ProcessGroup::new(child),
             dir: Some(dir),
         },
         format!("http://127.0.0.1:{port}"),

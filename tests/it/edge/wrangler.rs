@@ -5,16 +5,17 @@
 //! `build/worker/shim.mjs`, the Durable Objects' state (`--persist-to`) and wrangler's logs.
 //! Wrangler runs in a process group of its own under a small `sh` watchdog that stops the group
 //! if the test process disappears (a test killed on timeout leaves nothing behind); dropping
-//! the handle sends `SIGTERM` to the group, then `SIGKILL` to whatever is left, and removes
-//! the directory.
+//! the handle stops the group (`users-harness`'s `ProcessGroup`: `SIGTERM`, then `SIGKILL` to
+//! whatever is left) and removes the directory.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use users_harness::process::ProcessGroup;
 use uuid::Uuid;
 
 use super::scenarios::edge_scenarios;
@@ -73,35 +74,6 @@ fn dev_config(committed: &str, shim: &Path) -> String {
     out
 }
 
-/// Whether any live (not zombie) process is in process group `pgid`.
-fn group_alive(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            return false;
-        };
-        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let pgrp = fields.nth(1).and_then(|p| p.parse::<u32>().ok());
-        pgrp == Some(pgid) && state != "Z" && state != "X"
-    })
-}
-
-fn signal_group(pgid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
 /// The last `lines` lines of `path`.
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -111,7 +83,7 @@ fn tail(path: &Path, lines: usize) -> String {
 
 /// A running `wrangler dev` (the watchdog shell leads its process group).
 struct WranglerProcess {
-    child: Child,
+    group: ProcessGroup,
     dir: PathBuf,
     log: PathBuf,
 }
@@ -122,26 +94,9 @@ impl RunningEdge for WranglerProcess {
     }
 }
 
-impl WranglerProcess {
-    fn stop(&mut self) {
-        let pgid = self.child.id();
-        // The leader is not reaped before the group is gone, so `pgid` cannot be reused.
-        signal_group(pgid, "TERM");
-        let deadline = Instant::now() + STOP_GRACE;
-        while group_alive(pgid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if group_alive(pgid) {
-            signal_group(pgid, "KILL");
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Drop for WranglerProcess {
     fn drop(&mut self) {
-        self.stop();
+        self.group.stop(STOP_GRACE);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -211,12 +166,16 @@ impl Wrangler {
         let child = cmd
             .spawn()
             .map_err(|e| StartError::Failed(format!("spawn sh: {e}")))?;
-        let mut process = WranglerProcess { child, dir, log };
+        let mut process = WranglerProcess {
+            group: ProcessGroup::new(child),
+            dir,
+            log,
+        };
         let address = format!("http://127.0.0.1:{port}");
         let ready_line = format!("Ready on {address}");
         let health = Endpoint::with_timeout(&address, Duration::from_secs(5));
         loop {
-            if let Ok(Some(status)) = process.child.try_wait() {
+            if let Ok(Some(status)) = process.group.try_wait() {
                 let logs = process.logs();
                 let why = format!("wrangler exited with {status}:\n{logs}");
                 return Err(if logs.contains("Address already in use") {
