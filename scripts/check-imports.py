@@ -25,7 +25,7 @@ LAYERS = [
     ("binary", ["main.rs", "lib.rs"]),
     ("startup", ["startup.rs"]),
     ("http", ["http/"]),
-    ("domain", ["accounts.rs", "tokens.rs", "write.rs", "mail.rs"]),
+    ("domain", ["accounts.rs", "tokens.rs", "write.rs", "mail.rs", "monitor.rs"]),
     ("state", ["state.rs"]),
     ("infrastructure", ["hashing.rs", "cache.rs", "ratelimit.rs", "redis_store.rs",
                         "metrics.rs", "keys.rs"]),

@@ -122,6 +122,15 @@ impl UserCache {
         pending.lock().is_ok_and(|p| p.is_empty())
     }
 
+    /// How many updates have not reached Redis yet; while there are any, this replica reads
+    /// nothing from Redis. A poisoned lock counts as one: [`Self::flush_pending`] never clears it.
+    pub fn pending(&self) -> usize {
+        match self {
+            Self::Redis { pending, .. } => pending.lock().map_or(1, |p| p.len()),
+            Self::Memory { .. } => 0,
+        }
+    }
+
     fn key(id: Uuid) -> String {
         format!("user:{}", id.simple())
     }

@@ -165,6 +165,11 @@ impl Hasher {
         self.queued.load(Ordering::Relaxed)
     }
 
+    /// Jobs running or waiting at most (threads plus queue); one more is refused.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     async fn run<R: Send + 'static>(
         &self,
         f: impl FnOnce() -> R + Send + 'static,

@@ -9,7 +9,7 @@
 //! - [`http`]: everything that knows HTTP: router, middleware, extractors, routes, errors.
 //! - Domain services, without HTTP: [`accounts`] (account rules, revoking sessions),
 //!   [`tokens`] (issuing and verifying), [`write`] (transactions with their cache updates),
-//!   [`mail`] (the outbox sender).
+//!   [`mail`] (the outbox sender), [`monitor`] (readiness, Redis fallback and outbox gauges).
 //! - [`state`]: the shared state handed to handlers.
 //! - Infrastructure, each with its own error type: [`hashing`] (Argon2id in a bounded pool),
 //!   [`cache`], [`ratelimit`], [`redis_store`], [`metrics`] (the registry), [`keys`]; and
@@ -27,6 +27,7 @@ pub mod http;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
+pub mod monitor;
 pub mod ratelimit;
 pub mod redis_store;
 pub mod startup;

@@ -3,7 +3,11 @@
 //!
 //! Requests are counted and timed by route template (never the raw path, so ids do not explode
 //! the label set), method and status, by `http::middleware::metrics`. Gauges for the hashing
-//! queue and the database pool are set when `/metrics` is scraped (`http::routes::ops`).
+//! queue and the database pool are set when `/metrics` is scraped (`http::routes::ops`); their
+//! bounds once at start (`startup`). Readiness, the Redis fallback and the mail outbox are
+//! sampled every second by `monitor`. Security events (failed logins, lock-outs, refresh-token
+//! reuse) are counted where they happen. The alerting rules over all of them are
+//! `deploy/prometheus/alerts.yml`.
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -25,6 +29,16 @@ pub struct Metrics {
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     pub rate_limited: IntCounterVec,
+    pub hash_queue_capacity: IntGauge,
+    pub db_pool_max_size: IntGauge,
+    pub ready: IntGauge,
+    pub redis_fallback: IntGauge,
+    pub redis_errors: IntCounter,
+    pub mail_outbox_messages: IntGauge,
+    pub mail_outbox_oldest_age: IntGauge,
+    pub login_failures: IntCounter,
+    pub login_lockouts: IntCounter,
+    pub refresh_reuse: IntCounter,
 }
 
 impl Metrics {
@@ -81,6 +95,56 @@ impl Metrics {
         registry.register(Box::new(cache_hits.clone()))?;
         registry.register(Box::new(cache_misses.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
+        let hash_queue_capacity = IntGauge::new(
+            "users_hash_queue_capacity",
+            "Password hashes taken at once (threads plus queue); beyond it requests get 503",
+        )?;
+        let db_pool_max_size = IntGauge::new(
+            "users_db_pool_max_size",
+            "Most database connections the pool opens (DATABASE_POOL_SIZE)",
+        )?;
+        let ready = IntGauge::new(
+            "users_ready",
+            "1 when PostgreSQL and, if configured, Redis answered the last readiness probe",
+        )?;
+        let redis_fallback = IntGauge::new(
+            "users_redis_fallback",
+            "1 while Redis is configured but not used: unreachable, or cache updates not delivered",
+        )?;
+        let redis_errors = IntCounter::new(
+            "users_redis_errors_total",
+            "Redis calls that failed or timed out (each fell back to PostgreSQL or in-process state)",
+        )?;
+        let mail_outbox_messages = IntGauge::new(
+            "users_mail_outbox_messages",
+            "Mail waiting in the outbox (sampled while SMTP_URL is set)",
+        )?;
+        let mail_outbox_oldest_age = IntGauge::new(
+            "users_mail_outbox_oldest_age_seconds",
+            "Age of the oldest mail waiting in the outbox, 0 when empty",
+        )?;
+        let login_failures = IntCounter::new(
+            "users_login_failures_total",
+            "Failed logins: wrong password, unknown or inactive account",
+        )?;
+        let login_lockouts = IntCounter::new(
+            "users_login_lockouts_total",
+            "Failed logins that locked their identifier (the 5th failure in the window and later)",
+        )?;
+        let refresh_reuse = IntCounter::new(
+            "users_refresh_reuse_total",
+            "Spent refresh tokens presented again; each revoked its whole family",
+        )?;
+        registry.register(Box::new(hash_queue_capacity.clone()))?;
+        registry.register(Box::new(db_pool_max_size.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
+        registry.register(Box::new(redis_fallback.clone()))?;
+        registry.register(Box::new(redis_errors.clone()))?;
+        registry.register(Box::new(mail_outbox_messages.clone()))?;
+        registry.register(Box::new(mail_outbox_oldest_age.clone()))?;
+        registry.register(Box::new(login_failures.clone()))?;
+        registry.register(Box::new(login_lockouts.clone()))?;
+        registry.register(Box::new(refresh_reuse.clone()))?;
         for scope in [wire::SCOPE_AUTH_IP, wire::SCOPE_USER, "login-failures"] {
             rate_limited.with_label_values(&[scope]);
         }
@@ -96,6 +160,16 @@ impl Metrics {
             cache_hits,
             cache_misses,
             rate_limited,
+            hash_queue_capacity,
+            db_pool_max_size,
+            ready,
+            redis_fallback,
+            redis_errors,
+            mail_outbox_messages,
+            mail_outbox_oldest_age,
+            login_failures,
+            login_lockouts,
+            refresh_reuse,
         })
     }
 

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use prometheus::IntCounterVec;
+use prometheus::{IntCounter, IntCounterVec};
 use users_core::ratelimit::{Decision, Quota, gcra, login_lockout_secs};
 use users_core::wire;
 
@@ -78,6 +78,17 @@ pub struct LoginRecord {
     pub failures: bool,
 }
 
+/// What a limiter counts.
+#[derive(Debug, Clone)]
+pub struct Counters {
+    /// Refusals by scope (`users_rate_limited_total`).
+    pub refused: IntCounterVec,
+    /// Failed logins (`users_login_failures_total`).
+    pub login_failures: IntCounter,
+    /// Failed logins that locked their identifier (`users_login_lockouts_total`).
+    pub lockouts: IntCounter,
+}
+
 /// The limiter.
 #[derive(Debug)]
 pub struct Limiter {
@@ -86,19 +97,18 @@ pub struct Limiter {
     memory: Mutex<Memory>,
     /// How long failures are remembered, ms.
     failure_window_ms: i64,
-    /// Refusals by scope (`users_rate_limited_total`).
-    refused: IntCounterVec,
+    counters: Counters,
 }
 
 impl Limiter {
-    /// A limiter over `redis` (or in process); `refused` counts refusals by scope.
-    pub fn new(redis: Option<Redis>, failure_window_secs: i64, refused: IntCounterVec) -> Self {
+    /// A limiter over `redis` (or in process), counting into `counters`.
+    pub fn new(redis: Option<Redis>, failure_window_secs: i64, counters: Counters) -> Self {
         Self {
             redis,
             gcra: redis::Script::new(GCRA_SCRIPT),
             memory: Mutex::new(Memory::default()),
             failure_window_ms: failure_window_secs * 1000,
-            refused,
+            counters,
         }
     }
 
@@ -130,7 +140,8 @@ impl Limiter {
     }
 
     fn refuse(&self, limited: Limited) -> Limited {
-        self.refused
+        self.counters
+            .refused
             .with_label_values(&[limited.scope.as_str()])
             .inc();
         limited
@@ -202,8 +213,19 @@ impl Limiter {
         }
     }
 
-    /// Records a failed login for `identifier`; returns the lock-out it now has, if any.
+    /// Records a failed login for `identifier` (counted); returns the lock-out it now has, if
+    /// any (counted too).
     pub async fn login_failed(&self, identifier: &str) -> Option<i64> {
+        self.counters.login_failures.inc();
+        let lock = self.count_failure(identifier).await;
+        if lock.is_some() {
+            self.counters.lockouts.inc();
+        }
+        lock
+    }
+
+    /// Adds a failure to `identifier`'s record; returns the lock-out it now earns, if any.
+    async fn count_failure(&self, identifier: &str) -> Option<i64> {
         let now = now_ms();
         if let Some(redis) = &self.redis {
             let count_key = redis.key(&format!("lf:{identifier}"));
@@ -272,7 +294,12 @@ mod tests {
     fn limiter() -> Limiter {
         let refused = IntCounterVec::new(prometheus::Opts::new("refused", "refused"), &["scope"])
             .expect("counter");
-        Limiter::new(None, 900, refused)
+        let counters = Counters {
+            refused,
+            login_failures: IntCounter::new("failures", "failures").expect("counter"),
+            lockouts: IntCounter::new("lockouts", "lockouts").expect("counter"),
+        };
+        Limiter::new(None, 900, counters)
     }
 
     #[tokio::test]
@@ -293,7 +320,10 @@ mod tests {
             limiter.limit(Scope::User, "other", quota).await.is_ok(),
             "per key"
         );
-        assert_eq!(limiter.refused.with_label_values(&["user"]).get(), 1);
+        assert_eq!(
+            limiter.counters.refused.with_label_values(&["user"]).get(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -308,7 +338,11 @@ mod tests {
         assert_eq!(limited.quota, None);
         assert!(limiter.login_attempt("bob").await.is_ok());
         assert_eq!(
-            limiter.refused.with_label_values(&["login-failures"]).get(),
+            limiter
+                .counters
+                .refused
+                .with_label_values(&["login-failures"])
+                .get(),
             1
         );
     }
@@ -331,6 +365,24 @@ mod tests {
         let locked = limiter.login_record("alice").await;
         assert_eq!(locked.locked_secs, Some(1));
         assert!(locked.failures);
+    }
+
+    #[tokio::test]
+    async fn failed_logins_and_the_lock_outs_they_earn_are_counted() {
+        let limiter = limiter();
+        for _ in 0..6 {
+            limiter.login_failed("alice").await;
+        }
+        limiter.login_failed("bob").await;
+        let counted = (
+            limiter.counters.login_failures.get(),
+            limiter.counters.lockouts.get(),
+        );
+        assert_eq!(
+            counted,
+            (7, 2),
+            "(failures, lock-outs): alice's 5th and 6th lock"
+        );
     }
 
     #[tokio::test]

@@ -1,14 +1,16 @@
 //! A thin, fault-tolerant handle on Redis: a lazily connecting `ConnectionManager` that
 //! reconnects by itself, a key prefix, and a short deadline on every call.
 //!
-//! Redis is an accelerator here, never the source of truth: every failure is logged (at most
-//! once per [`WARN_EVERY`]) and reported as `None`, and callers fall back to PostgreSQL or to
-//! in-process state. When Redis returns, the next call uses it again.
+//! Redis is an accelerator here, never the source of truth: every failure is counted
+//! (`users_redis_errors_total`), logged (at most once per [`WARN_EVERY`]) and reported as
+//! `None`, and callers fall back to PostgreSQL or to in-process state. When Redis returns, the
+//! next call uses it again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// Deadline of one Redis call.
@@ -22,6 +24,8 @@ pub struct Redis {
     conn: ConnectionManager,
     prefix: Arc<str>,
     last_warn: Arc<AtomicI64>,
+    /// Failed calls (`users_redis_errors_total`).
+    errors: IntCounter,
 }
 
 impl std::fmt::Debug for Redis {
@@ -33,8 +37,9 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    /// Prepares a connection; nothing is sent until the first call.
-    pub fn new(url: &str, prefix: &str) -> anyhow::Result<Self> {
+    /// Prepares a connection; nothing is sent until the first call. `errors` counts failed
+    /// calls.
+    pub fn new(url: &str, prefix: &str, errors: IntCounter) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
@@ -46,6 +51,7 @@ impl Redis {
             conn,
             prefix: prefix.into(),
             last_warn: Arc::new(AtomicI64::new(0)),
+            errors,
         })
     }
 
@@ -86,6 +92,7 @@ impl Redis {
             Ok(Err(e)) => e.to_string(),
             Err(_) => "timed out".to_owned(),
         };
+        self.errors.inc();
         let now = crate::clock::now();
         let last = self.last_warn.load(Ordering::Relaxed);
         if now - last >= WARN_EVERY

@@ -102,6 +102,7 @@ impl Application {
             Some(url) => Some(crate::redis_store::Redis::new(
                 url.expose(),
                 &config.redis.prefix,
+                metrics.redis_errors.clone(),
             )?),
             None => None,
         };
@@ -113,8 +114,19 @@ impl Application {
         let limiter = crate::ratelimit::Limiter::new(
             redis.clone(),
             config.limits.login_failure_window,
-            metrics.rate_limited.clone(),
+            crate::ratelimit::Counters {
+                refused: metrics.rate_limited.clone(),
+                login_failures: metrics.login_failures.clone(),
+                lockouts: metrics.login_lockouts.clone(),
+            },
         );
+        // The bounds the queue and pool gauges are read against.
+        metrics
+            .hash_queue_capacity
+            .set(i64::try_from(hasher.capacity()).unwrap_or(i64::MAX));
+        metrics
+            .db_pool_max_size
+            .set(i64::try_from(config.database_pool_size).unwrap_or(i64::MAX));
         if redis.is_none() {
             tracing::info!(
                 "REDIS_URL is not set: user views are cached and rate limits kept in process"
@@ -160,6 +172,7 @@ impl Application {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let mail = crate::mail::spawn_sender(self.state.clone())?;
+        let monitor = crate::monitor::spawn(self.state.clone());
         let cache = Arc::clone(&self.state.cache);
         let flusher = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -180,6 +193,7 @@ impl Application {
             mail.abort();
         }
         flusher.abort();
+        monitor.abort();
         Ok(())
     }
 }

@@ -75,3 +75,16 @@ pub async fn retry_later(
     .await?;
     Ok(())
 }
+
+/// The mail waiting to be sent: how many messages, and the oldest one's age in whole seconds
+/// (0 when there is none).
+pub async fn backlog(db: &impl GenericClient) -> Result<(i64, i64), tokio_postgres::Error> {
+    let row = db
+        .query_one(
+            "SELECT count(*), coalesce(floor(extract(epoch FROM now() - min(created_at))), 0)::bigint \
+             FROM mail_outbox",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
