@@ -64,6 +64,28 @@ ensure_nginx() {
   fi
 }
 
+# Prometheus and promtool for the alerting rules (scripts/check-alerts.sh, tests/it/alerting.rs),
+# from Debian's packages when absent; the package index is refreshed only if the first attempt
+# fails. Pinned to the version Debian 12 ships; another one is refused.
+PROMETHEUS_VERSION="2.42.0"
+ensure_prometheus() {
+  if ! { command -v promtool >/dev/null && command -v prometheus >/dev/null; }; then
+    log "installing prometheus $PROMETHEUS_VERSION (promtool)"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+    local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120
+      install -y -q --no-install-recommends "prometheus=$PROMETHEUS_VERSION*")
+    if ! "${install[@]}" </dev/null >/dev/null 2>&1; then
+      "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=120 update -q </dev/null >/dev/null
+      "${install[@]}" </dev/null
+    fi
+  fi
+  if ! promtool --version 2>&1 | grep -q "version $PROMETHEUS_VERSION"; then
+    echo "promtool $PROMETHEUS_VERSION is required, found: $(promtool --version 2>&1 | head -n1)" >&2
+    exit 1
+  fi
+}
+
 # A project-local Python venv for PyPI tools (schemathesis, linters), reused when present.
 VENV="$TOOLS/venv"
 ensure_venv() {

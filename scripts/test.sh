@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: deploy manifests, the fast checks (scripts/check.sh: formatting,
-# import rules, lints, unit tests), core for every target, then
+# Runs the whole test suite: deploy manifests, the alerting rules (promtool), the fast checks
+# (scripts/check.sh: formatting, import rules, lints, unit tests), core for every target, then
 # every test (unit, property and end-to-end against a real PostgreSQL, nginx failover, the
 # Cloudflare edge under `wrangler dev` and the Spin component in the wasmtime test host, both
-# built first) with nextest.
+# built first; the alerting rules in a real Prometheus) with nextest.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -12,9 +12,12 @@ ensure_stack
 ensure_nextest
 ensure_nginx
 ensure_wasm_tools
+ensure_prometheus
 
 log "deploy/ validation"
 scripts/validate-deploy.sh
+log "alerting rules: promtool check rules, promtool test rules"
+scripts/check-alerts.sh
 
 # fmt, import rules, clippy for the host and both wasm targets, unit tests: the fast path.
 scripts/check.sh

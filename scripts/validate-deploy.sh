@@ -6,8 +6,10 @@
 #   - hadolint on deploy/Dockerfile
 #   - nginx -t on deploy/nginx/nginx.conf (runtime paths moved to a temporary directory), when
 #     nginx is installed
-#   - the Grafana dashboard is JSON and queries only metrics the origin exports; the Prometheus
-#     config has its scrape jobs
+#   - the Grafana dashboard is JSON and queries only metrics the origin exports, every one of
+#     them; the Prometheus config has its scrape jobs and loads the alerting rules, and the
+#     PrometheusRule (deploy/k8s/monitoring) holds the same groups as deploy/prometheus/alerts.yml
+#     (promtool checks and tests the rules themselves: scripts/check-alerts.sh)
 # The linters come from PyPI into a project-local venv (.tools/venv), pinned below, installed
 # once and reused (offline afterwards). Non-interactive; exits non-zero if any check fails.
 set -uo pipefail
@@ -84,6 +86,19 @@ if command -v kubectl >/dev/null 2>&1; then
     "$BIN/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" "$WORK/rendered.yaml"
   }
   check "kubectl kustomize deploy/k8s | kubernetes-validate" render_and_validate
+  # The monitoring component renders on top of the base (an overlay must sit beside the tree:
+  # kustomize refuses absolute paths).
+  render_with_monitoring() {
+    local overlay
+    overlay="$(mktemp -d -p "$TOOLS")" || return 1
+    printf 'resources: [../../deploy/k8s]\ncomponents: [../../deploy/k8s/monitoring]\n' \
+      >"$overlay/kustomization.yaml"
+    timeout 120 kubectl kustomize "$overlay" >"$WORK/monitoring.yaml" </dev/null
+    local status=$?
+    rm -rf "$overlay"
+    [ "$status" -eq 0 ] && grep -q '^kind: PrometheusRule$' "$WORK/monitoring.yaml"
+  }
+  check "kubectl kustomize deploy/k8s + components/monitoring" render_with_monitoring
 else
   record SKIP "kubectl kustomize deploy/k8s" "kubectl not installed; files validated one by one"
 fi
@@ -136,10 +151,15 @@ known = {
     "users_hash_queue_depth", "users_hash_rejections_total",
     "users_db_pool_connections", "users_db_pool_available", "users_db_pool_waiters",
     "users_cache_hits_total", "users_cache_misses_total", "users_rate_limited_total",
+    "users_hash_queue_capacity", "users_db_pool_max_size", "users_ready",
+    "users_redis_fallback", "users_redis_errors_total",
+    "users_mail_outbox_messages", "users_mail_outbox_oldest_age_seconds",
+    "users_login_failures_total", "users_login_lockouts_total", "users_refresh_reuse_total",
 }
 promql_words = {"sum", "rate", "irate", "increase", "by", "without", "histogram_quantile",
                 "max", "min", "avg", "count", "clamp_min", "le", "or", "and", "on", "vector",
-                "topk", "offset", "ignoring", "group_left"}
+                "topk", "offset", "ignoring", "group_left", "up", "job", "instance",
+                "label_replace", "scalar"}
 
 with open("deploy/grafana/users-dashboard.json") as f:
     dash = json.load(f)
@@ -181,6 +201,32 @@ for c in prom.get("scrape_configs", []):
 if len(jobs) < 2 or len(set(jobs)) != len(jobs):
     fail(f"prometheus.yml: expected distinct scrape jobs, got {jobs}")
 print(f"prometheus: jobs {jobs}")
+if "alerts.yml" not in (prom.get("rule_files") or []):
+    fail("prometheus.yml: rule_files does not load alerts.yml")
+
+with open("deploy/prometheus/alerts.yml") as f:
+    alerts = yaml.safe_load(f)
+with open("deploy/k8s/monitoring/prometheusrule.yaml") as f:
+    operator = yaml.safe_load(f)
+if operator.get("kind") != "PrometheusRule" or operator.get("spec", {}).get("groups") != alerts["groups"]:
+    fail("deploy/k8s/monitoring/prometheusrule.yaml: spec.groups differ from deploy/prometheus/alerts.yml")
+names = [r["alert"] for g in alerts["groups"] for r in g["rules"] if "alert" in r]
+with open("docs/runbook.md") as f:
+    runbook = f.read()
+for g in alerts["groups"]:
+    for r in g["rules"]:
+        if "alert" not in r:
+            continue
+        name, ann = r["alert"], r.get("annotations", {})
+        if r.get("labels", {}).get("severity") not in ("critical", "warning"):
+            fail(f"{name}: severity must be critical or warning")
+        if not ann.get("summary"):
+            fail(f"{name}: no summary")
+        if ann.get("runbook_url") != f"docs/runbook.md#{name.lower()}":
+            fail(f"{name}: runbook_url {ann.get('runbook_url')!r}")
+        if f"\n## {name}\n" not in runbook:
+            fail(f"{name}: no section '## {name}' in docs/runbook.md")
+print(f"alerts: {len(names)} alerts with summary, severity and runbook section; PrometheusRule in sync")
 sys.exit(0 if ok else 1)
 PY
 }
