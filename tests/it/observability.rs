@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Api as _, spawn_app, spawn_app_and_user, strong_password, unique_name};
 
 /// Every metric family the origin documents.
-const FAMILIES: [&str; 10] = [
+const FAMILIES: [&str; 20] = [
     "http_requests_total",
     "http_request_duration_seconds",
     "users_hash_queue_depth",
@@ -18,6 +18,16 @@ const FAMILIES: [&str; 10] = [
     "users_cache_hits_total",
     "users_cache_misses_total",
     "users_rate_limited_total",
+    "users_hash_queue_capacity",
+    "users_db_pool_max_size",
+    "users_ready",
+    "users_redis_fallback",
+    "users_redis_errors_total",
+    "users_mail_outbox_messages",
+    "users_mail_outbox_oldest_age_seconds",
+    "users_login_failures_total",
+    "users_login_lockouts_total",
+    "users_refresh_reuse_total",
 ];
 
 /// Whether `id` is 1–128 characters of `[A-Za-z0-9._:-]`.
@@ -63,6 +73,17 @@ async fn metrics_expose_every_documented_family() {
         metrics.sum("users_rate_limited_total", &[("scope", "login-failures")]),
         1.0
     );
+    // Five failures, the fifth locking the identifier; the sixth attempt met the lock.
+    assert_eq!(
+        (
+            metrics.sum("users_login_failures_total", &[]),
+            metrics.sum("users_login_lockouts_total", &[]),
+        ),
+        (5.0, 1.0),
+        "(failed logins, lock-outs)"
+    );
+    assert!(metrics.sum("users_hash_queue_capacity", &[]) >= 1.0);
+    assert!(metrics.sum("users_db_pool_max_size", &[]) >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
