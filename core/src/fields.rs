@@ -34,6 +34,10 @@ pub enum FieldError {
     RoleNameCharset,
     #[error("is required")]
     Required,
+    #[error("must not contain the NUL character")]
+    Nul,
+    #[error("must be valid UTF-8 once percent-decoded")]
+    NotUtf8,
 }
 
 /// A username: 3–32 characters of `[a-z0-9_.-]`, stored lower-case.

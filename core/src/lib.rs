@@ -13,6 +13,7 @@
 //! - [`cursor`]: opaque keyset-pagination cursors.
 //! - [`model`]: the JSON views of users and roles.
 //! - [`ratelimit`]: GCRA quotas and login-failure lock-outs.
+//! - [`text`]: the NUL and UTF-8 rules for untrusted strings, and strict query decoding.
 //! - [`wire`]: the edge↔origin contract: header names, body limit, request-id and bearer rules,
 //!   rate-limit headers, the revocation echo and feed.
 
@@ -25,6 +26,7 @@ pub mod patch;
 pub mod perms;
 pub mod problem;
 pub mod ratelimit;
+pub mod text;
 pub mod token;
 pub mod wire;
 

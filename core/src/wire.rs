@@ -37,9 +37,43 @@ pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
 pub const RATELIMIT: &str = "ratelimit";
 /// `X-Edge-Cache`: how the edge answered a profile read: `hit`, `miss` or `stale`.
 pub const EDGE_CACHE: &str = "x-edge-cache";
-/// The `Cache-Control` of a profile read, from either tier: any cache may keep it for one
-/// user only and must revalidate it (RFC 9111 §5.2.2.4, §5.2.2.7).
-pub const PROFILE_CACHE_CONTROL: &str = "private, no-cache";
+/// The `Cache-Control` of every answer that does not say otherwise, from either tier: tokens
+/// (RFC 6749 §5.1), sessions, users and problems are kept by no cache (RFC 9111 §5.2.2.5).
+pub const NO_STORE: &str = "no-store";
+/// The `Cache-Control` of a profile read, from either tier: it holds a user, so no cache keeps
+/// it; `ETag` and `If-None-Match` still answer `304` to a client that asks.
+pub const PROFILE_CACHE_CONTROL: &str = NO_STORE;
+
+/// The security headers both tiers put on every answer, as (name, value).
+pub const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
+];
+/// The `Content-Security-Policy` of every answer that is not a page: it may load nothing and
+/// be framed by nothing.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// The `Content-Security-Policy` of the interactive docs (`/docs`, the only pages served):
+/// scripts, styles, fonts and the document come from this origin only, nothing inline runs
+/// (Swagger UI's components set style attributes, hence `'unsafe-inline'` for styles only),
+/// and nothing may frame them.
+pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                            img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+                            base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The `Content-Security-Policy` of an answer, by whether its media type is `text/html`.
+pub fn content_security_policy(content_type: Option<&str>) -> &'static str {
+    let html = content_type.is_some_and(|t| {
+        t.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+    });
+    if html { DOCS_CSP } else { API_CSP }
+}
 
 /// Longest client request id kept, in bytes (the README's `X-Request-Id` rule: 1–128).
 pub const REQUEST_ID_MAX: usize = 128;

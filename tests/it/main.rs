@@ -13,13 +13,16 @@
 //!   and rotated access tokens); [`users`] (read, create, delete); [`updates`] (PATCH, PUT,
 //!   password change); [`access`] (BOLA, privilege escalation); [`revocation`]; [`roles`];
 //!   [`reset`] (password reset by mail); [`pagination`] (keyset pages; its filters);
-//!   [`concurrency`]; [`errors`] (the problem vocabulary, pinned with snapshots); [`audit`];
+//!   [`concurrency`]; [`errors`] (the problem vocabulary, pinned with snapshots); [`hostile`]
+//!   (NUL, undecodable strings and every parameter swept with hostile values; security
+//!   headers); [`audit`];
 //!   [`ops`] (probes, config, bootstrap, replicas, sabotage); [`nginx`] (the committed nginx
 //!   config in front of two replicas: spreading, request ids, body limit, failover).
 //! - [`cache`] (the user-view cache across replicas and races); [`ratelimit`] (quotas,
 //!   login lock-outs; trusted client addresses); [`observability`] (metrics, the `/v1`
 //!   alias, request ids); [`faults`] (Redis and PostgreSQL cut, hanging or killed, through
-//!   the TCP [`proxy`]); [`scrape`] reads `/metrics`.
+//!   the TCP [`proxy`]); [`scrape`] reads `/metrics`; [`alerting`] (the committed alerting
+//!   rules in a real Prometheus scraping an origin whose Redis is cut).
 //! - [`edge`]: the edge tier (the Cloudflare Worker under `wrangler dev`, the Spin component
 //!   in the wasmtime test host) in front of a real origin; the scenarios are written once for
 //!   every edge runtime.
@@ -28,6 +31,7 @@
 //! independent of order and of each other.
 
 mod access;
+mod alerting;
 mod audit;
 mod auth;
 mod cache;
@@ -36,6 +40,7 @@ mod edge;
 mod errors;
 mod faults;
 mod helpers;
+mod hostile;
 mod jwt;
 mod nginx;
 mod observability;

@@ -41,7 +41,27 @@ fn header_names_are_lower_case_tokens() {
     assert_eq!(RATELIMIT_POLICY, "ratelimit-policy");
     assert_eq!(RATELIMIT, "ratelimit");
     assert_eq!(EDGE_CACHE, "x-edge-cache");
-    assert_eq!(PROFILE_CACHE_CONTROL, "private, no-cache");
+    assert_eq!(PROFILE_CACHE_CONTROL, "no-store");
+}
+
+#[test]
+fn pages_get_the_docs_policy_and_everything_else_the_api_policy() {
+    assert_eq!(content_security_policy(Some("text/html")), DOCS_CSP);
+    assert_eq!(
+        content_security_policy(Some("Text/HTML; charset=utf-8")),
+        DOCS_CSP
+    );
+    assert_eq!(content_security_policy(Some("application/json")), API_CSP);
+    assert_eq!(content_security_policy(Some("text/htmlx")), API_CSP);
+    assert_eq!(content_security_policy(None), API_CSP);
+    for policy in [API_CSP, DOCS_CSP] {
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert!(
+            !policy.contains("  "),
+            "one space between directives: {policy}"
+        );
+        assert!(!policy.contains("script-src 'unsafe"), "{policy}");
+    }
 }
 
 #[test]

@@ -141,34 +141,26 @@ pub fn preflight() -> Response<Bytes> {
     res
 }
 
-/// Request id, security headers and CORS on every answer.
+/// Request id, security headers (`wire::SECURITY_HEADERS`, the CSP, `no-store` unless the
+/// answer says otherwise: the same as the origin's) and CORS on every answer.
 pub fn finish(res: &mut Response<Bytes>, request_id: &str, cors_origin: Option<&str>) {
-    let is_html = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
+    let csp = wire::content_security_policy(
+        res.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    );
     let h = res.headers_mut();
     set(h, wire::REQUEST_ID, request_id);
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=63072000; includeSubDomains"),
-    );
-    if !is_html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+    for (name, value) in wire::SECURITY_HEADERS {
         h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
         );
     }
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(csp));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static(wire::NO_STORE));
     if let Some(origin) = cors_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.append(header::VARY, HeaderValue::from_static("Origin"));

@@ -45,8 +45,10 @@ impl<'a> Event<'a> {
 pub async fn record(
     db: &impl GenericClient,
     ctx: &Ctx,
-    e: Event<'_>,
+    mut e: Event<'_>,
 ) -> Result<(), tokio_postgres::Error> {
+    // Details may quote what a client sent; `jsonb` refuses NUL.
+    users_core::text::make_storable(&mut e.details);
     let statement = db
         .prepare_cached(
             "INSERT INTO audit_log (actor_id, action, target_id, request_id, ip, details) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -21,7 +21,9 @@ use users_core::wire;
 
 use crate::http::error::ApiError;
 use crate::http::extract::BODY_LIMIT;
-use crate::http::middleware::{client, deadline, metrics, problem, request_id, revocations};
+use crate::http::middleware::{
+    client, deadline, metrics, problem, request_id, revocations, security,
+};
 use crate::state::AppState;
 
 /// The whole API. Layers are listed innermost first: a request passes them bottom-up, its
@@ -68,5 +70,7 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         // ... and a malformed client id is dropped first.
         .layer(axum::middleware::map_request(request_id::drop_malformed_request_id))
+        // Security headers and `no-store` on every answer, refusals of the layers above included.
+        .layer(axum::middleware::from_fn(security::security_headers))
         .with_state(state)
 }

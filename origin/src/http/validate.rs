@@ -1,15 +1,18 @@
-//! Reading query strings: parameters into typed values, with `422` problems naming the field.
-//! Field-by-field checks of bodies use [`crate::fields::Check`].
+//! Reading query strings: parameters into typed values, with `422` problems naming the field
+//! (a value that is not UTF-8 once percent-decoded, or holds NUL, included). Field-by-field
+//! checks of bodies use [`crate::fields::Check`].
 
 use serde::de::DeserializeOwned;
+
+use users_core::text;
 
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 
 /// Parses a query string into `T`. Empty parameters (`?sort=&limit=`) count as absent.
 pub fn non_empty_query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
-        .map_err(|e| ApiError::validation("query", e.to_string()))?;
+    let pairs = text::decode_query(raw.unwrap_or_default())
+        .map_err(|e| ApiError::validation(&e.name, e.reason))?;
     let non_empty: Vec<_> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
     let non_empty = serde_urlencoded::to_string(&non_empty).unwrap_or_default();
     serde_urlencoded::from_str(&non_empty).map_err(|e| ApiError::validation("query", e.to_string()))
@@ -46,6 +49,17 @@ mod tests {
         assert_eq!((q.a, q.b), (None, Some(3)));
         let q: Q = non_empty_query(None).unwrap();
         assert_eq!((q.a, q.b), (None, None));
+    }
+
+    #[test]
+    fn undecodable_values_are_refused_naming_the_parameter() {
+        for raw in ["a=x%00y", "a=%FF", "b=1&a=%C3"] {
+            let err = non_empty_query::<Q>(Some(raw)).unwrap_err();
+            assert!(
+                matches!(err, ApiError::Validation(ref e) if e[0].field == "a"),
+                "{raw}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn profile_reads_are_cached_per_user_and_authorised_on_every_hit() {
     );
     assert_eq!(header(&second, "x-edge-cache"), Some("hit"));
     assert_eq!(second.body(), first.body());
-    assert_eq!(header(&second, "cache-control"), Some("private, no-cache"));
+    assert_eq!(header(&second, "cache-control"), Some("no-store"));
     assert_eq!(w.edge.origin.calls("/users/me"), 1);
     assert_eq!(w.edge.origin.calls(&format!("/v1/users/{alice}")), 0);
 

@@ -1,11 +1,14 @@
-//! Request bodies: `415` for a wrong media type, `413` over 64 KiB, `400` for malformed JSON,
-//! `422` (with the offending field) for JSON of the wrong shape.
+//! Request bodies: `415` for a wrong media type, `413` over 64 KiB, `400` for malformed JSON
+//! (lone surrogates included), `422` (with the offending field) for JSON of the wrong shape or
+//! holding a string PostgreSQL cannot store (see `users_core::text`).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
+use users_core::fields::FieldError;
 use users_core::problem::FieldProblem;
+use users_core::text;
 
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -40,11 +43,28 @@ pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError
     })
 }
 
-/// Parses JSON bytes into `T`, distinguishing syntax (400) from shape (422).
+/// Parses JSON bytes into `T`, distinguishing syntax (400) from shape (422). A string that
+/// PostgreSQL cannot store, anywhere in the document, is a `422` naming its path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::Malformed(format!("The body is not valid JSON: {e}.")))?;
+    let value = parse_json_value(bytes)?;
+    if let Some(field) = text::first_unstorable(&value) {
+        return Err(ApiError::Validation(vec![FieldProblem::new(
+            field,
+            FieldError::Nul,
+        )]));
+    }
     from_value(value)
+}
+
+/// [`parse_json`] without the text rule, for the one body whose every failure must look the
+/// same (`/auth/login`): its handler applies the rule itself, as an unknown account.
+pub fn parse_json_uniform<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    from_value(parse_json_value(bytes)?)
+}
+
+fn parse_json_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::Malformed(format!("The body is not valid JSON: {e}.")))
 }
 
 /// Converts a JSON value into `T`, naming the offending field on failure (422).

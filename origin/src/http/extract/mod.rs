@@ -2,7 +2,7 @@
 //!
 //! - [`body`]: JSON bodies ([`JsonBody`], [`OptionalJsonBody`]) and the raw readers under them.
 //! - [`auth`]: [`Auth`], the authenticated caller, and its permission checks.
-//! - [`path`]: [`UserId`], a typed `{id}`.
+//! - [`path`]: [`UserId`], a typed `{id}`, and [`RoleNamePath`], a typed `{name}`.
 //! - [`meta`]: the request's id and client address ([`crate::db::audit::Ctx`]), and
 //!   [`FromEdge`] / [`ClientIp`] set by the client middleware.
 
@@ -13,7 +13,8 @@ pub mod path;
 
 pub use auth::Auth;
 pub use body::{
-    BODY_LIMIT, JsonBody, OptionalJsonBody, from_value, media_type, parse_json, read_body,
+    BODY_LIMIT, JsonBody, OptionalJsonBody, from_value, media_type, parse_json, parse_json_uniform,
+    read_body,
 };
 pub use meta::{ClientIp, FromEdge};
-pub use path::UserId;
+pub use path::{RoleNamePath, UserId};

@@ -6,3 +6,4 @@ pub mod metrics;
 pub mod problem;
 pub mod request_id;
 pub mod revocations;
+pub mod security;

@@ -1,6 +1,7 @@
 //! `POST /auth/login`: JSON `{login, password}` or the OAuth2 password form. Every failure is
 //! the same `401`, in the same time, whether or not the account exists; failures are throttled
-//! per identifier.
+//! per identifier. A login PostgreSQL could not compare (NUL) is looked up as no account: the
+//! same `401`, after the same dummy verification.
 
 use std::collections::BTreeSet;
 
@@ -10,12 +11,13 @@ use serde::Deserialize;
 use serde_json::json;
 use users_core::model::TokenResponse;
 use users_core::password;
+use users_core::text;
 use uuid::Uuid;
 
 use crate::db::{self, audit::Ctx, audit::Event, tokens::NewRefresh};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{media_type, parse_json, read_body};
+use crate::http::extract::{media_type, parse_json_uniform, read_body};
 use crate::state::AppState;
 use crate::tokens::token_pair;
 
@@ -43,7 +45,7 @@ pub async fn login(
     let bytes = read_body(req, &state).await?;
     let (login, password) = match media.as_deref() {
         Some("application/json") => {
-            let b: LoginJson = parse_json(&bytes)?;
+            let b: LoginJson = parse_json_uniform(&bytes)?;
             (b.login, b.password)
         }
         Some("application/x-www-form-urlencoded") => {
@@ -79,7 +81,10 @@ pub async fn login(
     // Refused before any database work when the hashing queue is already full.
     state.hasher.admit()?;
     // No pooled connection is held while hashing: a busy hashing queue must not starve the pool.
-    let found = db::users::get_by_login(&state.db.get().await?, &login).await?;
+    let found = match text::storable(&login) {
+        Ok(login) => db::users::get_by_login(&state.db.get().await?, login).await?,
+        Err(_) => None,
+    };
     let (user, hash, perms) = match found {
         Some(c) => (Some(c.user), Some(c.password_hash), c.perms),
         None => (None, None, BTreeSet::new()),

@@ -1,14 +1,14 @@
 //! `GET /roles` and `GET /roles/{name}` (`roles:read`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde_json::{Value, json};
 use users_core::model::RoleView;
 use users_core::perms::Permission;
 
 use crate::db;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::Auth;
+use crate::http::extract::{Auth, RoleNamePath};
 use crate::state::AppState;
 
 /// Every role.
@@ -29,12 +29,12 @@ pub async fn list_roles(State(state): State<AppState>, auth: Auth) -> ApiResult<
 pub async fn get_role(
     State(state): State<AppState>,
     auth: Auth,
-    Path(name): Path<String>,
+    RoleNamePath(name): RoleNamePath,
 ) -> ApiResult<Json<RoleView>> {
     auth.require(Permission::RolesRead)?;
     let client = state.db.get().await?;
     Ok(Json(
-        db::roles::get(&client, &name)
+        db::roles::get(&client, name.as_str())
             .await?
             .ok_or(ApiError::NotFound)?,
     ))

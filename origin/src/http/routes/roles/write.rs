@@ -1,7 +1,7 @@
 //! Creating, changing and deleting roles (`roles:manage`).
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,7 +13,9 @@ use users_core::perms::Permission;
 use crate::db::{self, audit::Event};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Auth, JsonBody, from_value, media_type, parse_json, read_body};
+use crate::http::extract::{
+    Auth, JsonBody, RoleNamePath, from_value, media_type, parse_json, read_body,
+};
 use crate::state::AppState;
 use crate::write::Write;
 
@@ -103,7 +105,7 @@ pub async fn create_role(
 pub async fn update_role(
     State(state): State<AppState>,
     auth: Auth,
-    Path(name): Path<String>,
+    RoleNamePath(name): RoleNamePath,
     req: Request,
 ) -> ApiResult<Json<RoleView>> {
     auth.require(Permission::RolesManage)?;
@@ -123,7 +125,9 @@ pub async fn update_role(
     let mut client = state.db.get().await?;
     let mut write = Write::begin(&mut client, &state.cache).await?;
     let tx = &write.tx;
-    let current = db::roles::get(tx, &name).await?.ok_or(ApiError::NotFound)?;
+    let current = db::roles::get(tx, name.as_str())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let mut doc = serde_json::to_value(&current).map_err(|e| ApiError::Internal(e.into()))?;
     users_core::patch::merge(&mut doc, &patch);
     let desired: RoleBody = from_value(doc)?;
@@ -147,7 +151,7 @@ pub async fn update_role(
     db::roles::update(tx, &updated).await?;
     let mut changed = Vec::new();
     if perms_changed {
-        changed = db::roles::bump_holders(tx, &name).await?;
+        changed = db::roles::bump_holders(tx, name.as_str()).await?;
     }
     db::audit::record(
         tx,
@@ -167,18 +171,20 @@ pub async fn update_role(
 pub async fn delete_role(
     State(state): State<AppState>,
     auth: Auth,
-    Path(name): Path<String>,
+    RoleNamePath(name): RoleNamePath,
 ) -> ApiResult<StatusCode> {
     auth.require(Permission::RolesManage)?;
     let mut client = state.db.get().await?;
     let mut write = Write::begin(&mut client, &state.cache).await?;
     let tx = &write.tx;
-    let role = db::roles::get(tx, &name).await?.ok_or(ApiError::NotFound)?;
+    let role = db::roles::get(tx, name.as_str())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if role.builtin {
         return Err(ApiError::forbidden("Built-in roles cannot be deleted."));
     }
-    let changed = db::roles::bump_holders(tx, &name).await?;
-    db::roles::delete(tx, &name).await?;
+    let changed = db::roles::bump_holders(tx, name.as_str()).await?;
+    db::roles::delete(tx, name.as_str()).await?;
     db::audit::record(
         tx,
         &auth.ctx,

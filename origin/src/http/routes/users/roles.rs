@@ -1,28 +1,29 @@
 //! `PUT` and `DELETE /users/{id}/roles/{name}` (`users:update`): one role granted or revoked;
 //! either revokes the user's sessions.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::json;
+use users_core::fields::RoleName;
 use users_core::perms::{ADMIN_ROLE, Permission};
 use uuid::Uuid;
 
 use crate::accounts::{check_grantable, guard_last_admin, revoke_sessions};
 use crate::db::{self, audit::Event};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Auth, UserId};
+use crate::http::extract::{Auth, RoleNamePath, UserId};
 use crate::state::AppState;
 use crate::write::Write;
 async fn role_change(
     state: AppState,
     auth: Auth,
     id: Uuid,
-    name: String,
+    name: RoleName,
     grant: bool,
 ) -> ApiResult<StatusCode> {
     auth.require_on(None, Permission::UsersUpdate)?;
     let mut client = state.db.get().await?;
-    let role = db::roles::get(&client, &name)
+    let role = db::roles::get(&client, name.as_str())
         .await?
         .ok_or(ApiError::NotFound)?;
     if grant {
@@ -70,7 +71,7 @@ pub async fn grant_role(
     State(state): State<AppState>,
     auth: Auth,
     UserId(id): UserId,
-    Path((_, name)): Path<(String, String)>,
+    RoleNamePath(name): RoleNamePath,
 ) -> ApiResult<StatusCode> {
     role_change(state, auth, id, name, true).await
 }
@@ -81,7 +82,7 @@ pub async fn revoke_role(
     State(state): State<AppState>,
     auth: Auth,
     UserId(id): UserId,
-    Path((_, name)): Path<(String, String)>,
+    RoleNamePath(name): RoleNamePath,
 ) -> ApiResult<StatusCode> {
     role_change(state, auth, id, name, false).await
 }

@@ -1,0 +1,617 @@
+//! The hostile-string sweep: every operation of the origin's own `/openapi.json` (plus the
+//! routes it does not describe), every string parameter it has (path, query, header, JSON
+//! field, form field, and the headers every route reads), fed each hostile value in turn while
+//! every other parameter holds a valid value, with the bootstrap admin's token so each request
+//! gets past authentication.
+//!
+//! What must hold for every answer: no `5xx`; a `4xx` is an RFC 9457 problem; a value holding
+//! NUL in a path, query, form or JSON string is never accepted (`2xx`), since PostgreSQL could
+//! not have stored or compared it. Afterwards the origin's own `http_requests_total` must count
+//! no `5xx` answer either, so an edge cannot hide one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+
+use crate::helpers::{Api, Endpoint, Reply, TestApp, TestUser, strong_password, unique_name};
+
+/// One hostile value, and how it is spelled in each place it can go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hostile {
+    /// A string (valid UTF-8, possibly holding NUL, controls, or characters that change
+    /// length when case-folded).
+    Text(String),
+    /// Bytes that are not UTF-8: `%FF%FE` in a URL or form, raw `0xFF 0xFE` in a JSON string
+    /// or a header.
+    NotUtf8,
+    /// A lone UTF-16 surrogate: `"\ud800"` in JSON, its CESU-8 bytes `%ED%A0%80` in a URL.
+    LoneSurrogate,
+}
+
+impl Hostile {
+    fn text(s: impl Into<String>) -> Self {
+        Self::Text(s.into())
+    }
+
+    /// Whether PostgreSQL could not store it: it must never be accepted.
+    fn holds_nul(&self) -> bool {
+        matches!(self, Self::Text(s) if s.contains('\0'))
+    }
+
+    /// Spelled for a path segment, a query value or a form field.
+    fn url_encoded(&self) -> String {
+        match self {
+            Self::Text(s) => utf8_percent_encode(s, NON_ALPHANUMERIC).to_string(),
+            Self::NotUtf8 => "%FF%FEa".into(),
+            Self::LoneSurrogate => "%ED%A0%80".into(),
+        }
+    }
+
+    /// Spelled as a JSON string literal, quotes included.
+    fn json_literal(&self) -> Vec<u8> {
+        match self {
+            Self::Text(s) => serde_json::to_vec(s).expect("a string serializes"),
+            Self::NotUtf8 => b"\"\xff\xfea\"".to_vec(),
+            Self::LoneSurrogate => br#""\ud800""#.to_vec(),
+        }
+    }
+
+    /// Spelled as a header value, if a header can carry it at all (no control characters:
+    /// clients cannot send them).
+    fn header_value(&self, prefix: &str) -> Option<HeaderValue> {
+        let mut bytes = prefix.as_bytes().to_vec();
+        match self {
+            Self::Text(s) => bytes.extend_from_slice(s.as_bytes()),
+            Self::NotUtf8 => bytes.extend_from_slice(b"\xff\xfea"),
+            Self::LoneSurrogate => bytes.extend_from_slice(b"\xed\xa0\x80"),
+        }
+        HeaderValue::from_bytes(&bytes).ok()
+    }
+}
+
+impl fmt::Display for Hostile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(s) if s.chars().count() > 40 => {
+                write!(
+                    f,
+                    "{:?}… ({} chars)",
+                    s.chars().take(20).collect::<String>(),
+                    s.chars().count()
+                )
+            }
+            Self::Text(s) => write!(f, "{s:?}"),
+            Self::NotUtf8 => f.write_str("<not UTF-8>"),
+            Self::LoneSurrogate => f.write_str("<lone surrogate>"),
+        }
+    }
+}
+
+/// The fixed hostile values: NUL, overlong, not UTF-8, lone surrogates, controls, Unicode
+/// edge cases, and strings that look like syntax.
+pub fn fixed_values() -> Vec<Hostile> {
+    vec![
+        Hostile::text("ad\0min"),
+        Hostile::text("\0"),
+        Hostile::text("a".repeat(10_000)),
+        Hostile::NotUtf8,
+        Hostile::LoneSurrogate,
+        Hostile::text("\u{1}\u{7f}\r\n\t\u{85}"),
+        Hostile::text("\u{202e}\u{200b}\u{feff}x"),
+        Hostile::text("🦀e\u{301}\u{10ffff}\u{fffd}"),
+        Hostile::text("İǅßﬃ".repeat(9)),
+        Hostile::text("' OR '1'='1' --"),
+        Hostile::text("%00%ff%zz"),
+        Hostile::text("\\u0000"),
+        Hostile::text("../../../etc/passwd"),
+        Hostile::text(""),
+        Hostile::text(" "),
+    ]
+}
+
+/// The values the edge runs use: one of each kind.
+pub fn edge_values() -> Vec<Hostile> {
+    vec![
+        Hostile::text("ad\0min"),
+        Hostile::text("a".repeat(10_000)),
+        Hostile::NotUtf8,
+        Hostile::LoneSurrogate,
+        Hostile::text("\u{1}\u{7f}\r\n\t"),
+        Hostile::text("İǅßﬃ".repeat(9)),
+    ]
+}
+
+/// `n` random strings of any characters (NUL, controls, surrogate-free astral planes),
+/// reproducible from `seed`.
+pub fn random_values(seed: u8, n: usize) -> Vec<Hostile> {
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let strategy = prop::collection::vec(any::<char>(), 0..48);
+    (0..n)
+        .map(|_| {
+            let chars = strategy.new_tree(&mut runner).expect("a value").current();
+            Hostile::Text(chars.into_iter().collect())
+        })
+        .collect()
+}
+
+/// Where a parameter goes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    Path(String),
+    Query(String),
+    Header(String),
+    Json(String),
+    Form(String),
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Path(n) => write!(f, "path {n}"),
+            Self::Query(n) => write!(f, "query {n}"),
+            Self::Header(n) => write!(f, "header {n}"),
+            Self::Json(n) => write!(f, "JSON field {n}"),
+            Self::Form(n) => write!(f, "form field {n}"),
+        }
+    }
+}
+
+/// One operation and its string parameters.
+#[derive(Debug, Clone)]
+struct Operation {
+    method: Method,
+    path: String,
+    places: Vec<Place>,
+    /// The JSON body's fields and whether each is a list of strings.
+    json_fields: Vec<(String, bool)>,
+    json_media: Option<String>,
+    form_fields: Vec<String>,
+}
+
+/// The headers every route reads (or must ignore safely), beyond those a route declares.
+const COMMON_HEADERS: [(&str, &str); 6] = [
+    ("authorization", "Bearer "),
+    ("x-request-id", ""),
+    ("x-forwarded-for", ""),
+    ("user-agent", ""),
+    ("content-type", "application/json; x="),
+    ("accept", ""),
+];
+
+/// Routes the document does not describe, each with its string parameters.
+fn undocumented() -> Vec<Operation> {
+    let op = |method: Method, path: &str, places: Vec<Place>| Operation {
+        method,
+        path: path.into(),
+        places,
+        json_fields: Vec::new(),
+        json_media: None,
+        form_fields: Vec::new(),
+    };
+    vec![
+        op(Method::POST, "/auth/logout-all", Vec::new()),
+        op(
+            Method::GET,
+            "/internal/revocations",
+            vec![Place::Query("since".into()), Place::Query("limit".into())],
+        ),
+        op(Method::GET, "/metrics", Vec::new()),
+        op(Method::GET, "/docs/", Vec::new()),
+        op(Method::GET, "/openapi.json", Vec::new()),
+    ]
+}
+
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let name = r.rsplit('/').next().unwrap_or_default();
+            &doc["components"]["schemas"][name]
+        }
+        None => schema,
+    }
+}
+
+fn is_string(doc: &Value, schema: &Value) -> bool {
+    let schema = resolve(doc, schema);
+    let ty = &schema["type"];
+    ty == "string"
+        || ty
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "string"))
+        || schema.get("enum").is_some()
+}
+
+/// The string properties of a body schema: (name, whether it is a list of strings).
+fn string_fields(doc: &Value, schema: &Value) -> Vec<(String, bool)> {
+    let schema = resolve(doc, schema);
+    let Some(props) = schema["properties"].as_object() else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .filter_map(|(name, prop)| {
+            if is_string(doc, prop) {
+                Some((name.clone(), false))
+            } else if prop.get("items").is_some_and(|i| is_string(doc, i)) {
+                Some((name.clone(), true))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Every operation of `doc` and of [`undocumented`], with its string parameters.
+fn operations(doc: &Value) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths in the document") {
+        for (method, op) in item.as_object().expect("a path item") {
+            let Ok(method) = method.to_ascii_uppercase().parse::<Method>() else {
+                continue;
+            };
+            let mut places = Vec::new();
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap_or_default().to_owned();
+                match p["in"].as_str() {
+                    Some("path") => places.push(Place::Path(name)),
+                    Some("query") => places.push(Place::Query(name)),
+                    Some("header") => places.push(Place::Header(name.to_ascii_lowercase())),
+                    _ => {}
+                }
+            }
+            let content = &op["requestBody"]["content"];
+            let json_media = ["application/json", "application/merge-patch+json"]
+                .into_iter()
+                .find(|m| content.get(*m).is_some())
+                .map(str::to_owned);
+            let json_fields = json_media
+                .as_ref()
+                .map(|m| string_fields(doc, &content[m.as_str()]["schema"]))
+                .unwrap_or_default();
+            places.extend(json_fields.iter().map(|(f, _)| Place::Json(f.clone())));
+            let form_fields: Vec<String> = content
+                .get("application/x-www-form-urlencoded")
+                .map(|f| string_fields(doc, &f["schema"]))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect();
+            places.extend(form_fields.iter().map(|f| Place::Form(f.clone())));
+            ops.push(Operation {
+                method,
+                path: path.clone(),
+                places,
+                json_fields,
+                json_media,
+                form_fields,
+            });
+        }
+    }
+    ops.extend(undocumented());
+    for op in &mut ops {
+        op.places.extend(
+            COMMON_HEADERS
+                .iter()
+                .map(|(h, _)| Place::Header((*h).to_owned())),
+        );
+    }
+    ops
+}
+
+/// The valid values an operation's other parameters hold.
+struct Fixture {
+    admin_token: String,
+    victim: TestUser,
+    role: String,
+    /// A user whose failed logins the sweep may cause (never the admin, whom it must not lock
+    /// out).
+    sweeper: TestUser,
+}
+
+impl Fixture {
+    async fn new(app: &TestApp, target: &Endpoint, sweeper: &TestUser) -> Self {
+        let admin = &app.admin;
+        let admin_token = target
+            .login(&admin.username, &admin.password)
+            .await
+            .access_token;
+        let victim = app.new_user().await;
+        let role = unique_name("sw-");
+        // Tokens of earlier operations may be revoked (`logout-all`): a fresh one.
+        let origin_token = app
+            .login(&admin.username, &admin.password)
+            .await
+            .access_token;
+        app.bearer(&origin_token)
+            .post_role(
+                &json!({"name": role, "description": "sweep", "permissions": ["users:read"]}),
+            )
+            .await
+            .expect_status(201);
+        Self {
+            admin_token,
+            victim,
+            role,
+            sweeper: sweeper.clone(),
+        }
+    }
+
+    fn path_value(&self, op_path: &str, name: &str) -> String {
+        match name {
+            "id" => self.victim.id.to_string(),
+            "name" if op_path.starts_with("/users/") => "user".into(),
+            "name" => self.role.clone(),
+            _ => "sample".into(),
+        }
+    }
+
+    fn field_value(&self, name: &str) -> Value {
+        match name {
+            "username" => json!(unique_name("sw")),
+            "email" => json!(format!("{}@example.com", unique_name("sw"))),
+            "password" => json!(strong_password()),
+            "current_password" => json!(self.victim.password),
+            "login" => json!(self.sweeper.username),
+            "display_name" => json!("Sweep Tester"),
+            "name" => json!(unique_name("sw-")),
+            "description" => json!("A role of the sweep"),
+            "roles" => json!(["user"]),
+            "permissions" => json!(["users:read"]),
+            "grant_type" => json!("password"),
+            "refresh_token" => json!("not-a-refresh-token"),
+            "since" => json!("0"),
+            "limit" => json!("10"),
+            _ => json!("sample"),
+        }
+    }
+}
+
+/// What a sweep did, for the test's output.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub operations: usize,
+    pub parameters: usize,
+    pub requests: usize,
+    pub by_status: BTreeMap<u16, usize>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} requests over {} operations and {} parameters; answers by status: {:?}",
+            self.requests, self.operations, self.parameters, self.by_status
+        )
+    }
+}
+
+/// Sweeps `target` (the origin itself, or an edge in front of `app`) with `values` in every
+/// parameter of every operation, asserting the rules in the module's doc. Returns what it did.
+pub async fn sweep(app: &TestApp, target: &Endpoint, values: &[Hostile]) -> Report {
+    let doc = app.get("/openapi.json").send().await.expect_json(200);
+    let ops = operations(&doc);
+    let sweeper = target.new_user().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("a client");
+    let mut report = Report {
+        operations: ops.len(),
+        ..Report::default()
+    };
+    let mut failures = Vec::new();
+    for op in &ops {
+        let fixture = Fixture::new(app, target, &sweeper).await;
+        report.parameters += op.places.len();
+        for place in &op.places {
+            for value in values {
+                let Some(request) = build(&client, target, op, &fixture, place, value).await else {
+                    continue;
+                };
+                let reply = match request.send().await {
+                    Ok(r) => Reply::read(r).await.expect("read the answer"),
+                    Err(e) => {
+                        failures.push(format!(
+                            "{} {} {place} = {value}: no answer: {e}",
+                            op.method, op.path
+                        ));
+                        continue;
+                    }
+                };
+                report.requests += 1;
+                *report.by_status.entry(reply.status).or_default() += 1;
+                if let Some(why) = violation(&reply, place, value) {
+                    failures.push(format!(
+                        "{} {} {place} = {value}: {why}: {}",
+                        op.method,
+                        op.path,
+                        truncate(&format!("{} {}", reply.status, reply.text))
+                    ));
+                }
+            }
+        }
+    }
+    let server_errors: f64 = app
+        .metrics()
+        .await
+        .samples
+        .iter()
+        .filter(|s| s.name == "http_requests_total")
+        .filter(|s| s.labels.get("status").is_some_and(|c| c.starts_with('5')))
+        .map(|s| s.value)
+        .sum();
+    assert!(
+        failures.is_empty(),
+        "{} of {} hostile requests broke a rule ({report}):\n{}",
+        failures.len(),
+        report.requests,
+        failures.join("\n")
+    );
+    assert_eq!(
+        server_errors, 0.0,
+        "the origin counted 5xx answers ({report})"
+    );
+    report
+}
+
+fn truncate(s: &str) -> String {
+    if s.len() > 600 {
+        format!("{}…", s.chars().take(600).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Why `reply` to `value` in `place` breaks a rule, if it does.
+fn violation(reply: &Reply, place: &Place, value: &Hostile) -> Option<String> {
+    if reply.status >= 500 {
+        return Some("a server error".into());
+    }
+    if reply.status >= 400 {
+        let media = reply.header("content-type").unwrap_or_default();
+        if !media.starts_with("application/problem+json") {
+            return Some(format!(
+                "a {} that is not a problem ({media})",
+                reply.status
+            ));
+        }
+        let body: Value = serde_json::from_str(&reply.text).unwrap_or(Value::Null);
+        if body["status"] != reply.status || !body["type"].is_string() {
+            return Some("a problem body without its status and type".into());
+        }
+    }
+    let stored = !matches!(place, Place::Header(_));
+    if stored && value.holds_nul() && (200..300).contains(&reply.status) {
+        return Some("NUL was accepted".into());
+    }
+    None
+}
+
+/// The request with `value` in `place` and valid values elsewhere; `None` when the place
+/// cannot carry the value (a control character in a header).
+async fn build(
+    client: &reqwest::Client,
+    target: &Endpoint,
+    op: &Operation,
+    fx: &Fixture,
+    place: &Place,
+    value: &Hostile,
+) -> Option<reqwest::RequestBuilder> {
+    let mut path = op.path.clone();
+    for seg in op.path.split('/').filter(|s| s.starts_with('{')) {
+        let name = seg.trim_matches(|c| c == '{' || c == '}');
+        let spelled = if place == &Place::Path(name.to_owned()) {
+            value.url_encoded()
+        } else {
+            fx.path_value(&op.path, name)
+        };
+        path = path.replace(seg, &spelled);
+    }
+    let mut url = format!("{}{path}", target.base());
+    if let Place::Query(name) = place {
+        url = format!("{url}?{name}={}", value.url_encoded());
+    }
+
+    let mut headers = HeaderMap::new();
+    let bearer = format!("Bearer {}", fx.admin_token);
+    headers.insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&bearer).expect("a token header"),
+    );
+    let if_match = Place::Header("if-match".into());
+    if op.places.contains(&if_match) && place != &if_match {
+        let current = target
+            .bearer(&fx.admin_token)
+            .get(&format!("/users/{}", fx.victim.id))
+            .send()
+            .await;
+        if let Some(etag) = current.headers.get("etag") {
+            headers.insert("if-match", etag.clone());
+        }
+    }
+    let form = |f: &String| {
+        let v = if place == &Place::Form(f.clone()) {
+            value.url_encoded()
+        } else {
+            let valid = fx.field_value(f);
+            utf8_percent_encode(valid.as_str().unwrap_or_default(), NON_ALPHANUMERIC).to_string()
+        };
+        format!("{f}={v}")
+    };
+    let body = match (&op.json_media, place) {
+        // An operation that also takes a form is swept through it field by field.
+        (_, Place::Form(_)) | (None, _) if !op.form_fields.is_empty() => {
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            Some(
+                op.form_fields
+                    .iter()
+                    .map(form)
+                    .collect::<Vec<_>>()
+                    .join("&")
+                    .into_bytes(),
+            )
+        }
+        (Some(media), _) => {
+            let mut body = serde_json::Map::new();
+            for (field, list) in &op.json_fields {
+                let v = match (place == &Place::Json(field.clone()), list) {
+                    (true, true) => json!(["__HOSTILE__"]),
+                    (true, false) => json!("__HOSTILE__"),
+                    (false, _) => fx.field_value(field),
+                };
+                body.insert(field.clone(), v);
+            }
+            let text = serde_json::to_vec(&Value::Object(body)).expect("a body");
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_str(media).expect("a media type"),
+            );
+            Some(replace_bytes(
+                &text,
+                br#""__HOSTILE__""#,
+                &value.json_literal(),
+            ))
+        }
+        (None, _) => None,
+    };
+    if let Place::Header(name) = place {
+        let prefix = COMMON_HEADERS
+            .iter()
+            .find(|(h, _)| h == name)
+            .map_or("", |(_, p)| *p);
+        let header = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        headers.insert(header, value.header_value(prefix)?);
+    }
+    let req = client.request(op.method.clone(), url).headers(headers);
+    Some(match body {
+        Some(b) => req.body(b),
+        None => req,
+    })
+}
+
+fn replace_bytes(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len() + with.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
