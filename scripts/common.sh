@@ -86,6 +86,20 @@ ensure_prometheus() {
   fi
 }
 
+CARGO_FUZZ_VERSION="0.13.2"
+# The nightly toolchain libFuzzer's instrumentation needs (installed when absent) and
+# cargo-fuzz (crates.io) for scripts/fuzz.sh.
+ensure_cargo_fuzz() {
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    log "installing the nightly Rust toolchain (for cargo fuzz)"
+    rustup toolchain install nightly --profile minimal
+  fi
+  if ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$TOOLS"
+  fi
+}
+
 # A project-local Python venv for PyPI tools (schemathesis, linters), reused when present.
 VENV="$TOOLS/venv"
 ensure_venv() {

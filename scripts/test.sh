@@ -3,7 +3,8 @@
 # (scripts/check.sh: formatting, import rules, lints, unit tests), core for every target, then
 # every test (unit, property and end-to-end against a real PostgreSQL, nginx failover, the
 # Cloudflare edge under `wrangler dev` and the Spin component in the wasmtime test host, both
-# built first; the alerting rules in a real Prometheus) with nextest.
+# built first; the alerting rules in a real Prometheus) with nextest. Between them:
+# schemathesis as the admin and as a plain user, and bounded fuzzing of the core parsers.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -25,8 +26,10 @@ log "users-core builds for wasm32-unknown-unknown and wasm32-wasip2"
 cargo build -p users-core --locked --target wasm32-unknown-unknown
 cargo build -p users-core --locked --target wasm32-wasip2
 cargo build -p users-core --locked --no-default-features --target wasm32-unknown-unknown
-log "schemathesis against the live origin"
+log "schemathesis against the live origin, as the admin and as a plain user"
 scripts/schemathesis.sh
+log "bounded coverage-guided fuzzing of the core parsers (cargo fuzz)"
+scripts/fuzz.sh
 log "the Cloudflare worker (build/worker, for the edge tests)"
 scripts/build-worker.sh
 log "the Spin component (target/wasm32-wasip2/release/users_edge.wasm, for the edge tests)"

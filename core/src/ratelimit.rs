@@ -97,7 +97,7 @@ pub fn gcra(tat_us: Option<i64>, now_ms: i64, quota: Quota) -> Decision {
             tat_us: tat,
             remaining: 0,
             retry_after_ms: ceil_ms(allow_at - now as f64),
-            reset_ms: ceil_ms((tat - now) as f64),
+            reset_ms: ceil_ms(tat.saturating_sub(now) as f64),
         };
     }
     let used = new_tat - now as f64;
@@ -128,6 +128,18 @@ pub fn login_lockout_secs(failures: u32) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `scripts/fuzz.sh` (target `ratelimit`): a stored TAT far ahead of a clock far
+    /// behind overflowed the reset time.
+    #[test]
+    fn extreme_stored_state_and_clock_do_not_overflow() {
+        let quota = Quota::parse("1000000/1s").unwrap();
+        for (tat, now) in [(i64::MAX, i64::MIN), (i64::MIN, i64::MAX), (i64::MAX, i64::MAX)] {
+            let d = gcra(Some(tat), now, quota);
+            assert!(d.allowed || d.retry_after_secs() >= 1, "{d:?}");
+            let _ = d.reset_secs();
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

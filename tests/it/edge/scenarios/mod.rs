@@ -14,7 +14,8 @@
 //! through the edge), [`cache`] (profile caching and conditional reads), [`revocation`] (the
 //! origin's echo and the feed), [`limits`] (rate limits and the body limit), [`tokens`]
 //! (refused tokens), [`outage`] (the origin cut or hanging), [`headers`] (forwarding headers,
-//! security headers, request ids, internal endpoints).
+//! security headers, request ids, internal endpoints), [`hostile`] (NUL, undecodable strings
+//! and the hostile-value sweep of every route).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -32,6 +33,7 @@ use crate::proxy::TcpProxy;
 pub mod accounts;
 pub mod cache;
 pub mod headers;
+pub mod hostile;
 pub mod limits;
 pub mod outage;
 pub mod revocation;
@@ -70,6 +72,7 @@ macro_rules! edge_scenarios {
             headers::internal_endpoints_are_not_reachable_through_the_edge,
             revocation::a_deletion_does_not_wedge_the_revocation_feed,
             limits::oversized_bodies_are_refused_at_the_edge,
+            hostile::hostile_input_gets_problems_through_the_edge,
         );
     };
     (@tests $runtime:expr; $($theme:ident :: $scenario:ident),+ $(,)?) => {

@@ -49,6 +49,7 @@ pub async fn refresh(
         Spend::Reused => {
             db::audit::record(&tx, &ctx, Event::new("refresh.reused", None, None)).await?;
             tx.commit().await?;
+            state.metrics.refresh_reuse.inc();
             return Err(ApiError::InvalidGrant);
         }
         Spend::Invalid => return Err(ApiError::InvalidGrant),
