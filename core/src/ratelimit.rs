@@ -134,7 +134,11 @@ mod tests {
     #[test]
     fn extreme_stored_state_and_clock_do_not_overflow() {
         let quota = Quota::parse("1000000/1s").unwrap();
-        for (tat, now) in [(i64::MAX, i64::MIN), (i64::MIN, i64::MAX), (i64::MAX, i64::MAX)] {
+        for (tat, now) in [
+            (i64::MAX, i64::MIN),
+            (i64::MIN, i64::MAX),
+            (i64::MAX, i64::MAX),
+        ] {
             let d = gcra(Some(tat), now, quota);
             assert!(d.allowed || d.retry_after_secs() >= 1, "{d:?}");
             let _ = d.reset_secs();

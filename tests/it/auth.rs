@@ -157,10 +157,16 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
         .json_as();
 
     // The spent token comes back (a thief replays it): refused, and counted for the alert.
-    assert_eq!(app.metrics().await.sum("users_refresh_reuse_total", &[]), 0.0);
+    assert_eq!(
+        app.metrics().await.sum("users_refresh_reuse_total", &[]),
+        0.0
+    );
     let replay = app.refresh(&user.refresh).await;
     replay.assert_problem(401, "invalid-grant");
-    assert_eq!(app.metrics().await.sum("users_refresh_reuse_total", &[]), 1.0);
+    assert_eq!(
+        app.metrics().await.sum("users_refresh_reuse_total", &[]),
+        1.0
+    );
 
     // The newest token of that family is dead too.
     let newest = app.refresh(&rotated.refresh_token).await;
