@@ -65,6 +65,32 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
                             img-src 'self' data:; font-src 'self'; connect-src 'self'; \
                             base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// Whether a header of [`security_headers`] replaces a value the answer has, or only fills in
+/// a missing one (a route may choose its own policy or caching).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    Replace,
+    IfAbsent,
+}
+
+/// Every header both tiers add to an answer whose `Content-Type` is `content_type`: the
+/// [`SECURITY_HEADERS`], the [`content_security_policy`] and [`NO_STORE`] caching.
+pub fn security_headers(
+    content_type: Option<&str>,
+) -> impl Iterator<Item = (&'static str, &'static str, Apply)> {
+    SECURITY_HEADERS
+        .into_iter()
+        .map(|(name, value)| (name, value, Apply::Replace))
+        .chain([
+            (
+                "content-security-policy",
+                content_security_policy(content_type),
+                Apply::IfAbsent,
+            ),
+            ("cache-control", NO_STORE, Apply::IfAbsent),
+        ])
+}
+
 /// The `Content-Security-Policy` of an answer, by whether its media type is `text/html`.
 pub fn content_security_policy(content_type: Option<&str>) -> &'static str {
     let html = content_type.is_some_and(|t| {

@@ -144,23 +144,18 @@ pub fn preflight() -> Response<Bytes> {
 /// Request id, security headers (`wire::SECURITY_HEADERS`, the CSP, `no-store` unless the
 /// answer says otherwise: the same as the origin's) and CORS on every answer.
 pub fn finish(res: &mut Response<Bytes>, request_id: &str, cors_origin: Option<&str>) {
-    let csp = wire::content_security_policy(
-        res.headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let added: Vec<_> = wire::security_headers(content_type).collect();
     let h = res.headers_mut();
     set(h, wire::REQUEST_ID, request_id);
-    for (name, value) in wire::SECURITY_HEADERS {
-        h.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
+    for (name, value, how) in added {
+        if how == wire::Apply::Replace || !h.contains_key(name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
     }
-    h.entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static(csp));
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static(wire::NO_STORE));
     if let Some(origin) = cors_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         h.append(header::VARY, HeaderValue::from_static("Origin"));

@@ -4,7 +4,7 @@
 //! route chose its own (the JWKS is public and cacheable).
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use users_core::wire;
@@ -18,18 +18,13 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 
 /// Adds the security headers to an answer's headers.
 pub fn apply(h: &mut HeaderMap) {
-    let csp =
-        wire::content_security_policy(h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()));
-    for (name, value) in wire::SECURITY_HEADERS {
-        h.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
+    let content_type = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let headers: Vec<_> = wire::security_headers(content_type).collect();
+    for (name, value, how) in headers {
+        if how == wire::Apply::Replace || !h.contains_key(name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
     }
-    h.entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static(csp));
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static(wire::NO_STORE));
 }
 
 #[cfg(test)]
