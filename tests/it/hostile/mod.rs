@@ -6,7 +6,9 @@
 //! both edges run them through [`crate::edge::scenarios::headers`]. [`sweep`] feeds hostile
 //! values into every parameter of every route.
 
+mod operations;
 pub mod sweep;
+mod values;
 
 use reqwest::Method;
 use serde_json::{Value, json};
