@@ -29,7 +29,7 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
 /// Takes one sample of every gauge.
 pub async fn sample(state: &AppState) {
     let m = &state.metrics;
-    let postgres = postgres_answers(state).await;
+    let postgres = check_postgres(state).await.is_ok();
     let redis = match &state.redis {
         Some(redis) => Some(redis.ping().await),
         None => None,
@@ -43,16 +43,20 @@ pub async fn sample(state: &AppState) {
     }
 }
 
-/// Whether a pooled connection answers `SELECT 1` within [`CHECK_TIMEOUT`].
-async fn postgres_answers(state: &AppState) -> bool {
+/// The PostgreSQL check of `GET /readyz` and `users_ready`: a pooled connection answers
+/// `SELECT 1` within [`CHECK_TIMEOUT`]; otherwise why not.
+pub async fn check_postgres(state: &AppState) -> Result<(), String> {
     let check = async {
-        let client = state.db.get().await.ok()?;
-        client.query_one("SELECT 1", &[]).await.ok()
+        let client = state.db.get().await.map_err(|e| e.to_string())?;
+        client
+            .query_one("SELECT 1", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
     };
-    matches!(
-        tokio::time::timeout(CHECK_TIMEOUT, check).await,
-        Ok(Some(_))
-    )
+    tokio::time::timeout(CHECK_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()))
 }
 
 /// The outbox gauges; left as they were when the outbox cannot be read.

@@ -1,7 +1,5 @@
 //! Operations: liveness, readiness and the public keys.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,6 +7,7 @@ use serde_json::{Value, json};
 use users_core::wire;
 
 use crate::http::error::ApiError;
+use crate::monitor;
 use crate::state::AppState;
 
 /// The OpenAPI description of these routes.
@@ -33,16 +32,9 @@ async fn healthz() -> Json<Value> {
 /// Ready: PostgreSQL answers within two seconds and, when configured, so does Redis.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready", body = Object)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let check = async {
-        let client = state.db.get().await?;
-        client.query_one("SELECT 1", &[]).await?;
-        Ok::<_, ApiError>(())
-    };
-    match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ApiError::Unavailable(format!("postgres: {e}"))),
-        Err(_) => return Err(ApiError::Unavailable("postgres: timed out".into())),
-    }
+    monitor::check_postgres(&state)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("postgres: {e}")))?;
     let mut checks = json!({"postgres": "ok"});
     if let Some(redis) = &state.redis {
         if !redis.ping().await {
