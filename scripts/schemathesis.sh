@@ -39,7 +39,8 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null &
 
 # Positive and negative data, NUL bytes and full UTF-8 in generated strings, past
 # authentication as the bootstrap admin and then as a plain user; the hooks log in afresh every
-# few seconds (scripts/schemathesis_hooks.py).
+# few seconds (scripts/schemathesis_hooks.py). Logout and ending every session are left out: they
+# revoke the very token the run holds (tests/it/sessions and the hostile sweep cover them).
 run_as() {
   log "schemathesis as $1: $MAX_EXAMPLES examples per operation"
   ST_BASE="http://127.0.0.1:$PORT" ST_LOGIN="$1" ST_PASSWORD="$2" ST_REGISTER="$3" \
@@ -47,6 +48,7 @@ run_as() {
     "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --exclude-path /auth/logout \
+    --exclude-operation-id revoke_many_mine --exclude-operation-id revoke_many_of \
     --mode all --generation-allow-x00 true --generation-codec utf-8 \
     --max-examples "$MAX_EXAMPLES" --seed 1 --workers 1 --no-color | tee "$DATA/st-$1.log"
   # Only 403s are expected (a plain user's GET /users); a run that met 401s did not get in.

@@ -12,6 +12,14 @@ pub struct UserView {
     pub id: Uuid,
     pub username: String,
     pub email: String,
+    /// Whether the owner of `email` proved it by following a verification link (SPEC §6).
+    pub email_verified: bool,
+    /// The address a change waits to move to, until both addresses confirm it (SPEC §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_email: Option<String>,
+    /// Which addresses confirmed the pending change (present with `pending_email` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_email_confirmations: Option<PendingConfirmations>,
     pub display_name: Option<String>,
     pub roles: Vec<String>,
     pub is_active: bool,
@@ -21,6 +29,15 @@ pub struct UserView {
     pub updated_at: String,
     /// Row version: bumped on every change; the `ETag` is derived from it.
     pub version: i64,
+}
+
+/// Which addresses confirmed a pending e-mail change: the current one (needed only when it is
+/// verified; `true` from the start otherwise) and the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PendingConfirmations {
+    pub current: bool,
+    pub new: bool,
 }
 
 impl UserView {

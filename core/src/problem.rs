@@ -19,6 +19,7 @@ pub enum ErrorCode {
     InvalidGrant,
     Forbidden,
     RegistrationDisabled,
+    EmailUnverified,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -28,6 +29,7 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     ValidationFailed,
     InvalidResetToken,
+    InvalidEmailToken,
     RateLimited,
     Overloaded,
     Unavailable,
@@ -36,7 +38,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 23] = [
         Self::MalformedRequest,
         Self::InvalidCursor,
         Self::Unauthenticated,
@@ -45,6 +47,7 @@ impl ErrorCode {
         Self::InvalidGrant,
         Self::Forbidden,
         Self::RegistrationDisabled,
+        Self::EmailUnverified,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Conflict,
@@ -54,6 +57,7 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::ValidationFailed,
         Self::InvalidResetToken,
+        Self::InvalidEmailToken,
         Self::RateLimited,
         Self::Overloaded,
         Self::Unavailable,
@@ -71,6 +75,7 @@ impl ErrorCode {
             Self::InvalidGrant => "invalid-grant",
             Self::Forbidden => "forbidden",
             Self::RegistrationDisabled => "registration-disabled",
+            Self::EmailUnverified => "email-unverified",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict => "conflict",
@@ -80,6 +85,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::ValidationFailed => "validation-failed",
             Self::InvalidResetToken => "invalid-reset-token",
+            Self::InvalidEmailToken => "invalid-email-token",
             Self::RateLimited => "rate-limited",
             Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
@@ -98,6 +104,7 @@ impl ErrorCode {
             Self::InvalidGrant => "Invalid refresh token",
             Self::Forbidden => "Forbidden",
             Self::RegistrationDisabled => "Registration is disabled",
+            Self::EmailUnverified => "E-mail address not verified",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict => "Conflict",
@@ -107,6 +114,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::ValidationFailed => "Validation failed",
             Self::InvalidResetToken => "Invalid or expired reset token",
+            Self::InvalidEmailToken => "Invalid or expired verification token",
             Self::RateLimited => "Too many requests",
             Self::Overloaded => "Server busy",
             Self::Unavailable => "Service unavailable",
@@ -121,13 +129,16 @@ impl ErrorCode {
         match self {
             // 400: the request cannot be read, or names a cursor or reset token that is not
             // (or no longer) valid.
-            Self::MalformedRequest | Self::InvalidCursor | Self::InvalidResetToken => 400,
+            Self::MalformedRequest
+            | Self::InvalidCursor
+            | Self::InvalidResetToken
+            | Self::InvalidEmailToken => 400,
             // 401: no usable credentials (RFC 6750 §3.1 for the token cases).
             Self::Unauthenticated
             | Self::InvalidToken
             | Self::InvalidCredentials
             | Self::InvalidGrant => 401,
-            Self::Forbidden | Self::RegistrationDisabled => 403,
+            Self::Forbidden | Self::RegistrationDisabled | Self::EmailUnverified => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
@@ -153,6 +164,10 @@ impl ErrorCode {
             Self::InvalidCredentials => "The login or password is incorrect.",
             Self::InvalidGrant => "The refresh token is invalid, expired or revoked.",
             Self::RegistrationDisabled => "Self-registration is disabled on this server.",
+            Self::EmailUnverified => {
+                "Verify your e-mail address first: follow the link in the verification mail, or ask for a new one."
+            }
+            Self::InvalidEmailToken => "The verification token is invalid, spent or expired.",
             Self::NotFound => "The requested resource does not exist.",
             Self::MethodNotAllowed => "This method is not supported on this resource.",
             Self::PreconditionFailed => "The resource has changed since the If-Match version.",
@@ -232,19 +247,21 @@ mod tests {
             ErrorCode::InvalidGrant => 5,
             ErrorCode::Forbidden => 6,
             ErrorCode::RegistrationDisabled => 7,
-            ErrorCode::NotFound => 8,
-            ErrorCode::MethodNotAllowed => 9,
-            ErrorCode::Conflict => 10,
-            ErrorCode::PreconditionFailed => 11,
-            ErrorCode::PreconditionRequired => 12,
-            ErrorCode::PayloadTooLarge => 13,
-            ErrorCode::UnsupportedMediaType => 14,
-            ErrorCode::ValidationFailed => 15,
-            ErrorCode::InvalidResetToken => 16,
-            ErrorCode::RateLimited => 17,
-            ErrorCode::Overloaded => 18,
-            ErrorCode::Unavailable => 19,
-            ErrorCode::Internal => 20,
+            ErrorCode::EmailUnverified => 8,
+            ErrorCode::NotFound => 9,
+            ErrorCode::MethodNotAllowed => 10,
+            ErrorCode::Conflict => 11,
+            ErrorCode::PreconditionFailed => 12,
+            ErrorCode::PreconditionRequired => 13,
+            ErrorCode::PayloadTooLarge => 14,
+            ErrorCode::UnsupportedMediaType => 15,
+            ErrorCode::ValidationFailed => 16,
+            ErrorCode::InvalidResetToken => 17,
+            ErrorCode::InvalidEmailToken => 18,
+            ErrorCode::RateLimited => 19,
+            ErrorCode::Overloaded => 20,
+            ErrorCode::Unavailable => 21,
+            ErrorCode::Internal => 22,
         }
     }
 
@@ -289,6 +306,7 @@ mod tests {
             (E::InvalidGrant, 401),
             (E::Forbidden, 403),
             (E::RegistrationDisabled, 403),
+            (E::EmailUnverified, 403),
             (E::NotFound, 404),
             (E::MethodNotAllowed, 405),
             (E::Conflict, 409),
@@ -298,6 +316,7 @@ mod tests {
             (E::UnsupportedMediaType, 415),
             (E::ValidationFailed, 422),
             (E::InvalidResetToken, 400),
+            (E::InvalidEmailToken, 400),
             (E::RateLimited, 429),
             (E::Overloaded, 503),
             (E::Unavailable, 503),
@@ -315,6 +334,7 @@ mod tests {
                 | E::InvalidGrant
                 | E::Forbidden
                 | E::RegistrationDisabled
+                | E::EmailUnverified
                 | E::NotFound
                 | E::MethodNotAllowed
                 | E::Conflict
@@ -324,6 +344,7 @@ mod tests {
                 | E::UnsupportedMediaType
                 | E::ValidationFailed
                 | E::InvalidResetToken
+                | E::InvalidEmailToken
                 | E::RateLimited
                 | E::Overloaded
                 | E::Unavailable

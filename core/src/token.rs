@@ -42,6 +42,13 @@ pub struct AccessClaims {
     pub perms: Vec<Permission>,
     /// The user's security version at issue time.
     pub sv: i64,
+    /// The session (one login, one refresh family) the token was issued to (SPEC §7). Absent
+    /// only on tokens issued before sessions existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+    /// Whether the user's e-mail address was verified at issue time (SPEC §6).
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 /// `aud` as RFC 7519 allows it: one string or several.
@@ -333,6 +340,8 @@ mod tests {
             roles: vec!["user".into()],
             perms: vec![],
             sv: 3,
+            sid: Some(Uuid::from_u128(9)),
+            email_verified: true,
         }
     }
 

@@ -195,27 +195,75 @@ pub fn etag_matches(header_value: &str, etag: &str) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
 }
 
-/// The [`REVOKED`] value: `<user id>:<security version>` per revocation, joined by `", "`.
-pub fn revoked_value(revocations: impl IntoIterator<Item = (Uuid, i64)>) -> String {
+/// One revocation, as the feed and the echo carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Revocation {
+    /// Tokens of `user` whose `sv` is below `sv` are revoked (logout-all, password change, …).
+    Version { user: Uuid, sv: i64 },
+    /// Tokens of session `sid` (their `sid` claim) are revoked; none of them lives past
+    /// `until` (Unix seconds), so the entry may be forgotten then (SPEC §7).
+    Session { user: Uuid, sid: Uuid, until: i64 },
+}
+
+impl Revocation {
+    /// The user whose tokens it revokes.
+    pub fn user(&self) -> Uuid {
+        match self {
+            Self::Version { user, .. } | Self::Session { user, .. } => *user,
+        }
+    }
+}
+
+/// The [`REVOKED`] value: per revocation `<user id>:<security version>` or
+/// `<user id>:<session id>@<until>`, joined by `", "`.
+pub fn revoked_value(revocations: impl IntoIterator<Item = Revocation>) -> String {
     revocations
         .into_iter()
-        .map(|(user, sv)| format!("{user}:{sv}"))
+        .map(|r| match r {
+            Revocation::Version { user, sv } => format!("{user}:{sv}"),
+            Revocation::Session { user, sid, until } => format!("{user}:{sid}@{until}"),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// The revocations in one [`REVOKED`] value; members that do not parse are skipped.
-pub fn parse_revoked(value: &str) -> impl Iterator<Item = (Uuid, i64)> + '_ {
+pub fn parse_revoked(value: &str) -> impl Iterator<Item = Revocation> + '_ {
     value.split(',').filter_map(|item| {
-        let (id, sv) = item.trim().split_once(':')?;
-        Some((Uuid::parse_str(id).ok()?, sv.parse::<i64>().ok()?))
+        let (id, rest) = item.trim().split_once(':')?;
+        let user = Uuid::parse_str(id).ok()?;
+        match rest.split_once('@') {
+            Some((sid, until)) => Some(Revocation::Session {
+                user,
+                sid: Uuid::parse_str(sid).ok()?,
+                until: until.parse().ok()?,
+            }),
+            None => Some(Revocation::Version {
+                user,
+                sv: rest.parse().ok()?,
+            }),
+        }
     })
+}
+
+/// `X-Edge-Country`: the client's country (ISO 3166-1 alpha-2) as the edge's platform knows it
+/// (Cloudflare's `request.cf.country`). The origin believes it only with [`EDGE_SECRET`]; the
+/// edge drops whatever a client sent under this name.
+pub const EDGE_COUNTRY: &str = "x-edge-country";
+
+/// Whether `value` is a country code worth keeping: two ASCII letters (Cloudflare also sends
+/// `T1` for Tor, kept as such). Stored upper-case.
+pub fn country_code(value: &str) -> Option<String> {
+    let v = value.trim();
+    (v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| v.to_ascii_uppercase())
 }
 
 /// The origin's public keys (RFC 8615 well-known location of a JWK set, RFC 7517 §5).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// The origin's revocation feed, for edges only: `?since=<cursor>&limit=<n>` answers
-/// `{"events": [{"seq", "user_id", "security_version"}, …], "next": <cursor>}`.
+/// `{"events": [{"seq", "user_id", "security_version", "session_id"?, "until"?}, …],
+/// "next": <cursor>}`: an event with `session_id` revokes that session until `until` (Unix
+/// seconds), one without revokes the user's tokens below `security_version`.
 pub const REVOCATIONS_PATH: &str = "/internal/revocations";
 /// Most events in one page of the revocation feed: a page of UUIDs and numbers stays well
 /// under 100 KB; an edge asks for this many and reads a full page as "there may be more".

@@ -30,11 +30,12 @@ use worker::{
 };
 
 use crate::config::EdgeConfig;
-use crate::pipeline::{Edge, declares_oversized_body, problem};
+use crate::pipeline::{Client, Edge, declares_oversized_body, problem};
 use crate::ports::{
-    CachedProfile, Origin, OriginError, Platform, ProfileCache, RateLimiter, RevocationStore,
-    RevocationView,
+    CachedProfile, Folded, Origin, OriginError, Platform, ProfileCache, RateLimiter,
+    RevocationStore, RevocationView,
 };
+use users_core::wire::Revocation;
 
 type CfEdge = Edge<CfOrigin, CfLimiter, CfCache, CfRevocations, CfPlatform>;
 
@@ -108,7 +109,13 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
             return refuse(&req, ErrorCode::MalformedRequest);
         }
     };
-    into_worker(edge.handle(request, client_ip).await)
+    // The platform's own word on the client's country: never a client's header.
+    let country = req.cf().and_then(|cf| cf.country());
+    let client = Client {
+        ip: client_ip,
+        country,
+    };
+    into_worker(edge.handle(request, client).await)
 }
 
 async fn into_http(req: &mut Request) -> Result<http::Request<Bytes>> {
@@ -264,10 +271,14 @@ impl DurableObject for RateLimiterObject {
 enum RevocationCall {
     View {
         user: Uuid,
+        sid: Option<Uuid>,
+        now_ms: i64,
     },
     Record {
-        events: Vec<(Uuid, i64)>,
-        cursor: Option<(i64, i64)>,
+        versions: Vec<(Uuid, i64)>,
+        sessions: Vec<(Uuid, i64)>,
+        cursor: Option<i64>,
+        now_ms: i64,
     },
 }
 
@@ -277,21 +288,24 @@ pub struct CfRevocations {
 }
 
 impl RevocationStore for CfRevocations {
-    async fn view(&self, user: Uuid) -> RevocationView {
+    async fn view(&self, user: Uuid, sid: Option<Uuid>, now_ms: i64) -> RevocationView {
         call_object(
             &self.env,
             "REVOCATIONS",
             "global",
-            &RevocationCall::View { user },
+            &RevocationCall::View { user, sid, now_ms },
         )
         .await
         .unwrap_or_default()
     }
 
-    async fn record(&self, events: &[(Uuid, i64)], cursor: Option<(i64, i64)>) {
+    async fn record(&self, events: &[Revocation], cursor: Option<i64>, now_ms: i64) {
+        let Folded { versions, sessions } = Folded::of(events, now_ms);
         let call = RevocationCall::Record {
-            events: events.to_vec(),
+            versions,
+            sessions,
             cursor,
+            now_ms,
         };
         let _: Option<bool> = call_object(&self.env, "REVOCATIONS", "global", &call).await;
     }
@@ -300,6 +314,9 @@ impl RevocationStore for CfRevocations {
 #[derive(Default, Serialize, Deserialize)]
 struct RevocationState {
     min_sv: HashMap<Uuid, i64>,
+    /// Revoked sessions, until the last of their tokens expires (ms); pruned on every write.
+    #[serde(default)]
+    sessions: HashMap<Uuid, i64>,
     cursor: i64,
     synced_at_ms: i64,
 }
@@ -333,29 +350,47 @@ impl DurableObject for Revocations {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.load().await?;
         match parse::<RevocationCall>(&mut req).await? {
-            RevocationCall::View { user } => {
+            RevocationCall::View { user, sid, now_ms } => {
                 let view = self.data.borrow().as_ref().map(|d| RevocationView {
                     min_sv: d.min_sv.get(&user).copied(),
+                    session_revoked: sid
+                        .and_then(|sid| d.sessions.get(&sid))
+                        .is_some_and(|until| *until > now_ms),
                     cursor: d.cursor,
                     synced_at_ms: d.synced_at_ms,
                 });
                 json_response(&view.unwrap_or_default())
             }
-            RevocationCall::Record { events, cursor } => {
+            RevocationCall::Record {
+                versions,
+                sessions,
+                cursor,
+                now_ms,
+            } => {
                 let mut changed = false;
                 let snapshot = {
                     let mut data = self.data.borrow_mut();
                     let d = data.get_or_insert_with(RevocationState::default);
-                    for (user, sv) in events {
+                    for (user, sv) in versions {
                         let e = d.min_sv.entry(user).or_insert(i64::MIN);
                         if sv > *e {
                             *e = sv;
                             changed = true;
                         }
                     }
-                    if let Some((c, at)) = cursor {
+                    let before = d.sessions.len();
+                    d.sessions.retain(|_, until| *until > now_ms);
+                    changed |= d.sessions.len() != before;
+                    for (sid, until) in sessions {
+                        let e = d.sessions.entry(sid).or_insert(i64::MIN);
+                        if until > *e {
+                            *e = until;
+                            changed = true;
+                        }
+                    }
+                    if let Some(c) = cursor {
                         d.cursor = d.cursor.max(c);
-                        d.synced_at_ms = at;
+                        d.synced_at_ms = now_ms;
                     }
                     serde_json::to_string(&*d).ok()
                 };

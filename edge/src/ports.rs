@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use serde::{Deserialize, Serialize};
 use users_core::ratelimit::{Decision, Quota};
+use users_core::wire::Revocation;
 use uuid::Uuid;
 
 /// The origin could not be reached or did not answer in time.
@@ -44,19 +45,59 @@ pub trait ProfileCache {
 pub struct RevocationView {
     /// The newest security version known for the user (tokens below it are revoked).
     pub min_sv: Option<i64>,
+    /// Whether the token's session is revoked (SPEC §7).
+    #[serde(default)]
+    pub session_revoked: bool,
     /// The origin feed's cursor and when it was last polled.
     pub cursor: i64,
     pub synced_at_ms: i64,
 }
 
 /// Revocations, strongly consistent for every request that consults it.
+///
+/// Memory stays bounded: a user's security version is one number per user, and a revoked
+/// session is kept only until its `until` (the last `exp` of its tokens) has passed.
 #[allow(async_fn_in_trait)]
 pub trait RevocationStore {
-    /// The view for `user`.
-    async fn view(&self, user: Uuid) -> RevocationView;
-    /// Records revocations (keeping the highest version per user) and, when given, the feed
-    /// cursor reached at `synced_at_ms`.
-    async fn record(&self, events: &[(Uuid, i64)], cursor: Option<(i64, i64)>);
+    /// The view for a token of `user` in session `sid`, at `now_ms`.
+    async fn view(&self, user: Uuid, sid: Option<Uuid>, now_ms: i64) -> RevocationView;
+    /// Records revocations (keeping the highest version per user, and each revoked session
+    /// until it expires) at `now_ms` and, when given, the feed cursor reached then.
+    async fn record(&self, events: &[Revocation], cursor: Option<i64>, now_ms: i64);
+}
+
+/// The revocations of one call to [`RevocationStore::record`], folded: the highest version
+/// per user, and the sessions (with when they may be forgotten, in ms) not yet expired.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Folded {
+    pub versions: Vec<(Uuid, i64)>,
+    pub sessions: Vec<(Uuid, i64)>,
+}
+
+impl Folded {
+    pub fn of(events: &[Revocation], now_ms: i64) -> Self {
+        let mut versions: std::collections::BTreeMap<Uuid, i64> = Default::default();
+        let mut sessions: std::collections::BTreeMap<Uuid, i64> = Default::default();
+        for event in events {
+            match *event {
+                Revocation::Version { user, sv } => {
+                    let e = versions.entry(user).or_insert(sv);
+                    *e = (*e).max(sv);
+                }
+                Revocation::Session { sid, until, .. } => {
+                    let until_ms = until.saturating_mul(1000);
+                    if until_ms > now_ms {
+                        let e = sessions.entry(sid).or_insert(until_ms);
+                        *e = (*e).max(until_ms);
+                    }
+                }
+            }
+        }
+        Self {
+            versions: versions.into_iter().collect(),
+            sessions: sessions.into_iter().collect(),
+        }
+    }
 }
 
 /// Time and randomness.

@@ -2,7 +2,8 @@
 //!
 //! Spin starts a fresh instance for every request, so whatever must outlive a request lives
 //! in key-value stores:
-//! - `default`: revocations (one key per user, kept for good, plus the feed cursor),
+//! - `default`: revocations (one key per user, kept for good; one per revoked session, until
+//!   its tokens expire; the feed cursor),
 //!   rate-limit state and the key set fetched from the origin;
 //! - `profiles`: cached profile reads.
 //!
@@ -29,7 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt as _;
-use futures::future::{Either, join, join_all, select};
+use futures::future::{Either, join, join_all, join3, select};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FullBody, Request};
@@ -43,14 +44,14 @@ use spin_sdk::wasip3::{wit_future, wit_stream};
 use users_core::problem::ErrorCode;
 use users_core::ratelimit::{Decision, Quota, gcra};
 use users_core::token::{Jwks, KeySet};
-use users_core::wire::BODY_MAX;
+use users_core::wire::{BODY_MAX, Revocation};
 use uuid::Uuid;
 
 use crate::config::{EdgeConfig, SETTINGS};
-use crate::pipeline::{Edge, declares_oversized_body, problem};
+use crate::pipeline::{Client, Edge, declares_oversized_body, problem};
 use crate::ports::{
-    CachedProfile, Origin, OriginError, Platform, ProfileCache, RateLimiter, RevocationStore,
-    RevocationView,
+    CachedProfile, Folded, Origin, OriginError, Platform, ProfileCache, RateLimiter,
+    RevocationStore, RevocationView,
 };
 
 type SpinEdge = Edge<SpinOrigin, SpinLimiter, SpinCache, SpinRevocations, SpinPlatform>;
@@ -132,7 +133,7 @@ async fn serve(req: Request) -> http::Response<Bytes> {
         seeded_at = Some(stored.fetched_at_ms);
     }
 
-    let response = edge.handle(request, client_ip).await;
+    let response = edge.handle(request, Client::at(client_ip)).await;
 
     if let (Some(store), Some((keys, at))) = (&state, edge.fetched_keys())
         && seeded_at != Some(at)
@@ -388,40 +389,53 @@ fn revocation_key(user: Uuid) -> String {
     format!("revoked:{}", user.simple())
 }
 
+/// A revoked session, as an expiring envelope: the sweep deletes it once its tokens expired.
+fn session_key(sid: Uuid) -> String {
+    format!("revoked-session:{}", sid.simple())
+}
+
 /// Revocations: the highest security version per user, and the feed cursor.
 pub struct SpinRevocations {
     store: Option<Rc<Store>>,
 }
 
 impl RevocationStore for SpinRevocations {
-    async fn view(&self, user: Uuid) -> RevocationView {
+    async fn view(&self, user: Uuid, sid: Option<Uuid>, now_ms: i64) -> RevocationView {
         let Some(store) = &self.store else {
             return RevocationView::default();
         };
         let key = revocation_key(user);
-        let (min_sv, cursor) = join(
+        let session = async {
+            match sid {
+                Some(sid) => get_fresh::<bool>(store, &session_key(sid), now_ms).await,
+                None => None,
+            }
+        };
+        let (min_sv, cursor, session) = join3(
             get_json::<i64>(store, &key),
             get_json::<FeedCursor>(store, CURSOR_KEY),
+            session,
         )
         .await;
         let cursor = cursor.unwrap_or_default();
         RevocationView {
             min_sv,
+            session_revoked: session.unwrap_or(false),
             cursor: cursor.cursor,
             synced_at_ms: cursor.synced_at_ms,
         }
     }
 
-    async fn record(&self, events: &[(Uuid, i64)], cursor: Option<(i64, i64)>) {
+    async fn record(&self, events: &[Revocation], cursor: Option<i64>, now_ms: i64) {
         let Some(store) = &self.store else {
             return;
         };
-        let mut highest: HashMap<Uuid, i64> = HashMap::new();
-        for &(user, sv) in events {
-            let e = highest.entry(user).or_insert(sv);
-            *e = (*e).max(sv);
-        }
-        join_all(highest.into_iter().map(|(user, sv)| async move {
+        let Folded { versions, sessions } = Folded::of(events, now_ms);
+        join_all(sessions.into_iter().map(|(sid, until_ms)| async move {
+            set_expiring(store, &session_key(sid), &true, until_ms).await;
+        }))
+        .await;
+        join_all(versions.into_iter().map(|(user, sv)| async move {
             let key = revocation_key(user);
             if get_json::<i64>(store, &key)
                 .await
@@ -431,13 +445,13 @@ impl RevocationStore for SpinRevocations {
             }
         }))
         .await;
-        if let Some((reached, at)) = cursor {
+        if let Some(reached) = cursor {
             let known = get_json::<FeedCursor>(store, CURSOR_KEY)
                 .await
                 .unwrap_or_default();
             let next = FeedCursor {
                 cursor: known.cursor.max(reached),
-                synced_at_ms: at,
+                synced_at_ms: now_ms,
             };
             set_json(store, CURSOR_KEY, &next).await;
         }

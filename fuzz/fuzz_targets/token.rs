@@ -21,6 +21,8 @@ static SETUP: LazyLock<(KeySet, Expectations, String)> = LazyLock::new(|| {
         roles: vec!["user".into()],
         perms: Vec::new(),
         sv: 1,
+        sid: Some(uuid::Uuid::from_u128(2)),
+        email_verified: true,
     };
     let token = signer.sign(claims, NOW, 900);
     let expect = Expectations {

@@ -165,13 +165,15 @@ pub async fn guard_last_admin(db: &impl GenericClient, user: &UserRow) -> Result
 }
 
 /// Revokes every session of `user_id`: its outstanding access tokens (a new security version,
-/// which the edges learn from the revocation feed) and every refresh token.
+/// which the edges learn from the revocation feed), every refresh token and every session
+/// row. Returns how many sessions were live.
 pub async fn revoke_sessions(
     db: &impl GenericClient,
     user_id: Uuid,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<u64, tokio_postgres::Error> {
     db::users::bump_security(db, user_id).await?;
-    db::tokens::revoke_all_refresh(db, user_id).await
+    db::tokens::revoke_all_refresh(db, user_id).await?;
+    db::sessions::close_all(db, user_id).await
 }
 
 /// The view of `id`, from the cache or from PostgreSQL (then cached).

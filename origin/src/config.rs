@@ -56,6 +56,8 @@ pub struct Config {
     pub hashing: HashConfig,
     /// `PASSWORD_RESET_TTL`: seconds a reset token stays valid (default 1800).
     pub password_reset_ttl: i64,
+    /// E-mail verification.
+    pub email: EmailConfig,
     /// `REQUEST_TIMEOUT_MS`: a request still unanswered after this long gets `503` (a hung
     /// dependency must not hold clients forever; default 8000).
     pub request_timeout_ms: u64,
@@ -65,6 +67,28 @@ pub struct Config {
     pub limits: LimitConfig,
     /// Which peers may tell the client address.
     pub proxies: ProxyConfig,
+}
+
+/// What an account whose address is not verified may do (`UNVERIFIED_POLICY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnverifiedPolicy {
+    /// Everything works; `email_verified: false` is visible (the default).
+    Allow,
+    /// The right password of an unverified account answers `403` `email-unverified`.
+    Block,
+}
+
+/// E-mail verification (SPEC §6).
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// `UNVERIFIED_POLICY`: `allow` (default) or `block`.
+    pub unverified_policy: UnverifiedPolicy,
+    /// `EMAIL_VERIFY_TTL`: seconds a verification or change-confirmation link stays valid
+    /// (default 86400).
+    pub verify_ttl: i64,
+    /// `EMAIL_RESEND_INTERVAL`: seconds between two verification or notice mails to one
+    /// account (default 60).
+    pub resend_interval: i64,
 }
 
 /// Redis and the user-view cache.
@@ -291,6 +315,21 @@ impl Config {
         };
         let database_pool_size = r.ranged("DATABASE_POOL_SIZE", 16, 1, 1000);
         let password_reset_ttl = r.ranged("PASSWORD_RESET_TTL", 1800, 1, 86_400);
+        let unverified_policy = match r.get("UNVERIFIED_POLICY").as_deref() {
+            None | Some("allow") => UnverifiedPolicy::Allow,
+            Some("block") => UnverifiedPolicy::Block,
+            Some(other) => {
+                r.problems.push(format!(
+                    "UNVERIFIED_POLICY: {other:?} must be allow or block"
+                ));
+                UnverifiedPolicy::Allow
+            }
+        };
+        let email = EmailConfig {
+            unverified_policy,
+            verify_ttl: r.ranged("EMAIL_VERIFY_TTL", 86_400, 60, 30 * 86_400),
+            resend_interval: r.ranged("EMAIL_RESEND_INTERVAL", 60, 1, 86_400),
+        };
         let request_timeout_ms = r.ranged("REQUEST_TIMEOUT_MS", 8000, 100, 600_000);
         let redis_url = r.get("REDIS_URL");
         if redis_url
@@ -364,6 +403,7 @@ impl Config {
             keys,
             hashing,
             password_reset_ttl,
+            email,
             request_timeout_ms,
             redis,
             limits,
@@ -393,6 +433,18 @@ mod tests {
         assert_eq!(c.hashing.m_kib, 19_456);
         assert_eq!(c.tokens.access_ttl, 900);
         assert!(c.allow_registration);
+        assert_eq!(c.email.unverified_policy, UnverifiedPolicy::Allow);
+        assert_eq!(c.email.verify_ttl, 86_400);
+        assert_eq!(c.email.resend_interval, 60);
+    }
+
+    #[test]
+    fn the_unverified_policy_is_allow_or_block() {
+        let base = ("DATABASE_URL", "postgres://u@localhost/db");
+        let block = from(&[base, ("UNVERIFIED_POLICY", "block")]).unwrap();
+        assert_eq!(block.email.unverified_policy, UnverifiedPolicy::Block);
+        let err = from(&[base, ("UNVERIFIED_POLICY", "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("UNVERIFIED_POLICY"), "{err}");
     }
 
     #[test]

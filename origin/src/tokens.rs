@@ -49,12 +49,14 @@ pub fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// A token pair for `user`: an access token signed with its roles, `perms` and security
-/// version, and a new refresh token with the digest the caller stores.
+/// A token pair for `user` in session `sid`: an access token signed with its roles, `perms`,
+/// security version, session and e-mail state, and a new refresh token with the digest the
+/// caller stores.
 pub fn token_pair(
     state: &AppState,
     user: &UserRow,
     perms: BTreeSet<Permission>,
+    sid: Uuid,
 ) -> (TokenResponse, Vec<u8>) {
     let claims = AccessClaims {
         iss: state.config.tokens.issuer.clone(),
@@ -64,6 +66,8 @@ pub fn token_pair(
         roles: user.roles.clone(),
         perms: perms.into_iter().collect(),
         sv: user.security_version,
+        sid: Some(sid),
+        email_verified: user.email_verified,
     };
     let ttl = state.config.tokens.access_ttl;
     let access_token = state.keys.signer.sign(claims, now(), ttl);
@@ -77,8 +81,12 @@ pub fn token_pair(
     (tokens, digest)
 }
 
-/// The account behind a presented access token, with the permissions it holds now.
-pub async fn verify_access(state: &AppState, token: &str) -> Result<Principal, AccessError> {
+/// The account behind a presented access token, with the permissions it holds now, and the
+/// token's session. A token of a revoked session is refused like a revoked token.
+pub async fn verify_access(
+    state: &AppState,
+    token: &str,
+) -> Result<(Principal, Option<Uuid>), AccessError> {
     let verified = state
         .keys
         .verify
@@ -87,14 +95,43 @@ pub async fn verify_access(state: &AppState, token: &str) -> Result<Principal, A
             tracing::debug!(reason = %e, "token refused");
             AccessError::Invalid
         })?;
+    let (user, sid) = (verified.claims.sub, verified.claims.sid);
     // The connection goes back to the pool before the caller's next step (the rate limit).
-    let principal = db::users::principal(&state.db.get().await?, verified.claims.sub)
-        .await?
-        .ok_or(AccessError::Invalid)?;
+    let client = state.db.get().await?;
+    let principal = match sid {
+        None => db::users::principal(&client, user).await?,
+        Some(sid) => match db::users::principal_in_session(&client, user, sid).await? {
+            Some((_, check)) if !check.live => return Err(AccessError::Invalid),
+            Some((principal, check)) => {
+                if check.stale {
+                    stamp_session(state, sid);
+                }
+                Some(principal)
+            }
+            None => None,
+        },
+    }
+    .ok_or(AccessError::Invalid)?;
     if !principal.is_active || verified.claims.sv != principal.security_version {
         return Err(AccessError::Invalid);
     }
-    Ok(principal)
+    Ok((principal, sid))
+}
+
+/// Stamps the session's `last_used_at` beside the request: the answer never waits on it.
+fn stamp_session(state: &AppState, sid: Uuid) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let stamped = match state.db.get().await {
+            Ok(client) => db::sessions::touch(&client, sid)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = stamped {
+            tracing::warn!(error = %e, "could not stamp a session's last use");
+        }
+    });
 }
 
 #[cfg(test)]

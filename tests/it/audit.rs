@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use deadpool_postgres::{Manager, Pool};
 use users_origin::db::audit::{Ctx, Event};
-use users_origin::db::tokens::{self, NewRefresh};
+use users_origin::db::sessions;
 
 use crate::helpers::{
     Api as _, Reply, TestApp, TestUser, other_strong_password, spawn_app, spawn_app_and_user,
@@ -59,8 +59,8 @@ async fn logins_are_audited_with_request_id_and_ip() {
     assert_eq!(failed.ip.as_deref(), Some("127.0.0.1"));
 }
 
-/// Stores a login's refresh token and audit entry for `user_id` as request `request_id`;
-/// returns what the store said and how many token and audit rows it left.
+/// Stores a login (its session, refresh token and audit entry) for `user_id` as request
+/// `request_id`; returns what the store said and how many token and audit rows it left.
 async fn store_login(
     app: &TestApp,
     db: &deadpool_postgres::Client,
@@ -78,14 +78,17 @@ async fn store_login(
         details: json!({}),
     };
     let (_, digest) = users_origin::tokens::generate();
-    let stored = tokens::insert_refresh_audited(
-        db,
-        &NewRefresh::new(user_id, Uuid::now_v7(), &digest, 60),
-        &ctx,
-        event,
-    )
-    .await
-    .unwrap();
+    let origin = sessions::Origin::default();
+    let login = sessions::NewLogin {
+        session_id: Uuid::now_v7(),
+        user_id,
+        refresh_digest: &digest,
+        refresh_ttl: 60,
+        access_ttl: 60,
+        origin: &origin,
+        mfa: false,
+    };
+    let stored = sessions::open(db, &login, &ctx, event).await.unwrap();
     let token_sql = "SELECT count(*) FROM refresh_tokens WHERE token_hash = $1";
     let audit_sql = "SELECT count(*) FROM audit_log WHERE request_id = $1";
     let token_rows = app.count(token_sql, &[&digest]).await;

@@ -39,7 +39,18 @@ async fn login_with_username_or_email_issues_a_verifiable_token_pair() {
         assert_eq!(head["alg"], json!("EdDSA"));
         assert!(head["kid"].is_string());
         for claim in [
-            "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "roles", "perms", "sv",
+            "iss",
+            "aud",
+            "sub",
+            "iat",
+            "nbf",
+            "exp",
+            "jti",
+            "roles",
+            "perms",
+            "sv",
+            "sid",
+            "email_verified",
         ] {
             assert!(claims.get(claim).is_some(), "claim {claim} in {claims}");
         }

@@ -53,6 +53,7 @@ mod reset;
 mod revocation;
 mod roles;
 mod scrape;
+mod sessions;
 mod smtp;
 mod testdb;
 mod tokens;

@@ -162,17 +162,42 @@ fn etags_match_strongly_weakly_and_by_wildcard() {
 fn the_revocation_echo_round_trips() {
     let a = Uuid::from_u128(1);
     let b = Uuid::from_u128(2);
-    let value = revoked_value([(a, 3), (b, 7)]);
+    let sid = Uuid::from_u128(3);
+    let v = |user, sv| Revocation::Version { user, sv };
+    let session = Revocation::Session {
+        user: a,
+        sid,
+        until: 1_800_000_900,
+    };
+    let value = revoked_value([v(a, 3), v(b, 7), session]);
     assert_eq!(
         value,
-        "00000000-0000-0000-0000-000000000001:3, 00000000-0000-0000-0000-000000000002:7"
+        "00000000-0000-0000-0000-000000000001:3, 00000000-0000-0000-0000-000000000002:7, \
+         00000000-0000-0000-0000-000000000001:00000000-0000-0000-0000-000000000003@1800000900"
     );
-    assert_eq!(parse_revoked(&value).collect::<Vec<_>>(), [(a, 3), (b, 7)]);
+    assert_eq!(
+        parse_revoked(&value).collect::<Vec<_>>(),
+        [v(a, 3), v(b, 7), session]
+    );
+    assert_eq!(session.user(), a);
     assert_eq!(revoked_value([]), "");
     assert_eq!(parse_revoked("").count(), 0);
     // Members that do not parse are skipped; the others still apply.
-    let mixed = format!("junk, {a}:x, nope:1, {b}:9,{a}:4");
-    assert_eq!(parse_revoked(&mixed).collect::<Vec<_>>(), [(b, 9), (a, 4)]);
+    let mixed = format!("junk, {a}:x, nope:1, {b}:9,{a}:4, {a}:{sid}@x, {a}:nope@5");
+    assert_eq!(
+        parse_revoked(&mixed).collect::<Vec<_>>(),
+        [v(b, 9), v(a, 4)]
+    );
+}
+
+#[test]
+fn country_codes_are_two_letters() {
+    assert_eq!(country_code("de").as_deref(), Some("DE"));
+    assert_eq!(country_code(" US ").as_deref(), Some("US"));
+    assert_eq!(country_code("T1").as_deref(), Some("T1"));
+    for bad in ["", "D", "DEU", "D-", "ü1"] {
+        assert_eq!(country_code(bad), None, "{bad:?}");
+    }
 }
 
 #[test]

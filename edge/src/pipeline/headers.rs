@@ -3,15 +3,15 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
 use users_core::ratelimit::{Decision, Quota};
-use users_core::wire;
-use uuid::Uuid;
+use users_core::wire::{self, Revocation};
 
 use crate::config::EdgeConfig;
 
 /// Headers a client may not set: the edge sets them itself.
-const INTERNAL: [&str; 5] = [
+const INTERNAL: [&str; 6] = [
     wire::EDGE_SECRET,
     wire::REVOKED,
+    wire::EDGE_COUNTRY,
     wire::FORWARDED_FOR,
     "x-real-ip",
     "forwarded",
@@ -45,7 +45,7 @@ pub fn bearer(h: &HeaderMap) -> Option<String> {
 pub fn to_origin(
     req: Request<Bytes>,
     cfg: &EdgeConfig,
-    ip: &str,
+    (ip, country): (&str, Option<&str>),
     request_id: &str,
 ) -> Request<Bytes> {
     let (mut parts, body) = req.into_parts();
@@ -57,6 +57,9 @@ pub fn to_origin(
         parts.uri = uri;
     }
     set(&mut parts.headers, wire::FORWARDED_FOR, ip);
+    if let Some(country) = country.and_then(wire::country_code) {
+        set(&mut parts.headers, wire::EDGE_COUNTRY, &country);
+    }
     set(&mut parts.headers, wire::REQUEST_ID, request_id);
     set(&mut parts.headers, wire::EDGE_SECRET, &cfg.edge_secret);
     Request::from_parts(parts, body)
@@ -80,7 +83,7 @@ fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 /// Removes and parses the origin's revocation echo ([`wire::parse_revoked`]).
-pub fn take_revocations(h: &mut HeaderMap) -> Vec<(Uuid, i64)> {
+pub fn take_revocations(h: &mut HeaderMap) -> Vec<Revocation> {
     let out = h
         .get_all(wire::REVOKED)
         .iter()

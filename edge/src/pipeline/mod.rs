@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use users_core::perms::Permission;
 use users_core::token::{Expectations, Jwks, KeySet, TokenError, Verified};
-use users_core::wire;
+use users_core::wire::{self, Revocation};
 use uuid::Uuid;
 
 use crate::config::EdgeConfig;
@@ -35,6 +35,20 @@ pub fn declares_oversized_body(content_length: Option<&str>) -> bool {
 /// How soon a key set fetched from the origin may be fetched again because a token named a
 /// `kid` it does not hold (key rotation), in ms.
 const KEY_REFRESH_MIN_MS: i64 = 30_000;
+
+/// Who sent a request, as the platform tells it: the client's address and, where the platform
+/// knows it (Cloudflare's `request.cf.country`), its country.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Client {
+    pub ip: Option<IpAddr>,
+    pub country: Option<String>,
+}
+
+impl Client {
+    pub fn at(ip: Option<IpAddr>) -> Self {
+        Self { ip, country: None }
+    }
+}
 
 /// The pipeline over a platform's ports.
 #[derive(Debug)]
@@ -102,12 +116,12 @@ where
         res
     }
 
-    /// Handles one request from `client_ip`.
-    pub async fn handle(&self, req: Request<Bytes>, client_ip: Option<IpAddr>) -> Response<Bytes> {
+    /// Handles one request from `client`.
+    pub async fn handle(&self, req: Request<Bytes>, client: Client) -> Response<Bytes> {
         let request_id =
             headers::request_id(req.headers()).unwrap_or_else(|| self.platform.request_id());
         let cors_origin = headers::allowed_origin(req.headers(), &self.config.cors_origins);
-        let mut res = self.route(req, client_ip, &request_id).await;
+        let mut res = self.route(req, client, &request_id).await;
         headers::finish(&mut res, &request_id, cors_origin.as_deref());
         res
     }
@@ -115,7 +129,7 @@ where
     async fn route(
         &self,
         req: Request<Bytes>,
-        client_ip: Option<IpAddr>,
+        client: Client,
         request_id: &str,
     ) -> Response<Bytes> {
         if req.method() == Method::OPTIONS && req.headers().contains_key(header::ORIGIN) {
@@ -136,7 +150,9 @@ where
                 Err(res) => return res,
             },
         };
-        let ip = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let ip = client
+            .ip
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         let limited = match (&route, &principal) {
             (Route::Auth, _) => Some((
                 format!("ip:{ip}"),
@@ -162,7 +178,7 @@ where
         let (view, decision, cached) = futures::future::join3(
             async {
                 match &principal {
-                    Some(p) => Some(self.revocations.view(p.claims.sub).await),
+                    Some(p) => Some(self.revocations.view(p.claims.sub, p.claims.sid, now).await),
                     None => None,
                 }
             },
@@ -181,7 +197,7 @@ where
         )
         .await;
         if let (Some(p), Some(view)) = (&principal, &view)
-            && view.min_sv.is_some_and(|min| p.claims.sv < min)
+            && (view.session_revoked || view.min_sv.is_some_and(|min| p.claims.sv < min))
         {
             return problem::invalid_token();
         }
@@ -212,7 +228,7 @@ where
                 route,
                 principal.as_ref(),
                 (profile_of, cached),
-                (&ip, request_id),
+                (&ip, client.country.as_deref(), request_id),
                 now,
             ),
         )
@@ -230,7 +246,7 @@ where
         route: Route,
         principal: Option<&Verified>,
         (profile_of, cached): (Option<Uuid>, Option<CachedProfile>),
-        (ip, request_id): (&str, &str),
+        (ip, country, request_id): (&str, Option<&str>, &str),
         now: i64,
     ) -> Response<Bytes> {
         if let Some(hit) = cached
@@ -244,7 +260,7 @@ where
             _ => None,
         };
         let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
-        let upstream = headers::to_origin(req, &self.config, ip, request_id);
+        let upstream = headers::to_origin(req, &self.config, (ip, country), request_id);
         let mut res = match self.origin.send(upstream).await {
             Ok(res) => res,
             Err(_) => {
@@ -263,9 +279,9 @@ where
         };
         let revoked = headers::take_revocations(res.headers_mut());
         if !revoked.is_empty() {
-            self.revocations.record(&revoked, None).await;
-            for (user, _) in &revoked {
-                self.cache.purge(*user).await;
+            self.revocations.record(&revoked, None, now).await;
+            for r in &revoked {
+                self.cache.purge(r.user()).await;
             }
         }
         if let Some(id) = written {
@@ -330,21 +346,17 @@ where
             let Some(page) = page else {
                 // Counted as an attempt: while the origin fails, requests do not each wait on
                 // the feed before their own call; the next poll comes after the interval.
-                self.revocations.record(&[], Some((cursor, now))).await;
+                self.revocations.record(&[], Some(cursor), now).await;
                 return;
             };
-            let events: Vec<(Uuid, i64)> = page
-                .events
-                .iter()
-                .map(|e| (e.user_id, e.security_version))
-                .collect();
-            self.revocations
-                .record(&events, Some((page.next, now)))
-                .await;
-            for (u, _) in &events {
-                self.cache.purge(*u).await;
+            let events: Vec<Revocation> = page.events.iter().map(FeedEvent::revocation).collect();
+            self.revocations.record(&events, Some(page.next), now).await;
+            for r in &events {
+                self.cache.purge(r.user()).await;
             }
-            let full = page.events.len() as i64 >= wire::REVOCATION_PAGE_MAX;
+            let full = page
+                .more
+                .unwrap_or(page.events.len() as i64 >= wire::REVOCATION_PAGE_MAX);
             cursor = page.next;
             if !full {
                 break;
@@ -395,12 +407,35 @@ where
 struct FeedEvent {
     user_id: Uuid,
     security_version: i64,
+    #[serde(default)]
+    session_id: Option<Uuid>,
+    #[serde(default)]
+    until: Option<i64>,
+}
+
+impl FeedEvent {
+    fn revocation(&self) -> Revocation {
+        match (self.session_id, self.until) {
+            (Some(sid), Some(until)) => Revocation::Session {
+                user: self.user_id,
+                sid,
+                until,
+            },
+            _ => Revocation::Version {
+                user: self.user_id,
+                sv: self.security_version,
+            },
+        }
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
 struct FeedPage {
     events: Vec<FeedEvent>,
     next: i64,
+    /// Whether the origin has more after `next` (absent from older origins: a full page).
+    #[serde(default)]
+    more: Option<bool>,
 }
 
 fn json(status: StatusCode, body: &'static str) -> Response<Bytes> {

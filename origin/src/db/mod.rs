@@ -8,6 +8,7 @@ pub mod audit;
 pub mod events;
 pub mod outbox;
 pub mod roles;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 

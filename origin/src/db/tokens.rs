@@ -5,7 +5,6 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::GenericClient;
-use super::audit::{Ctx, Event};
 
 /// A refresh token to store.
 #[derive(Debug)]
@@ -55,37 +54,6 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-/// Stores `token` if its user is still active and records `event` in the audit log, in one
-/// statement: one round trip and one commit, never the token without its entry. `false` (and
-/// nothing stored) when the account is gone or inactive.
-pub async fn insert_refresh_audited(
-    db: &impl GenericClient,
-    token: &NewRefresh<'_>,
-    ctx: &Ctx,
-    event: Event<'_>,
-) -> Result<bool, tokio_postgres::Error> {
-    let statement = db
-        .prepare_cached(
-            "WITH token AS (\
-               INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) \
-               SELECT $1, u.id, $3, $4, now() + make_interval(secs => $5) \
-               FROM users u WHERE u.id = $2 AND u.is_active RETURNING 1) \
-             INSERT INTO audit_log (actor_id, action, target_id, request_id, ip, details) \
-             SELECT $6, $7, $8, $9, $10, $11 FROM token",
-        )
-        .await?;
-    let audit: [&(dyn ToSql + Sync); 6] = [
-        &event.actor,
-        &event.action,
-        &event.target,
-        &ctx.request_id,
-        &ctx.ip,
-        &event.details,
-    ];
-    let params: Vec<&(dyn ToSql + Sync)> = token.params().into_iter().chain(audit).collect();
-    Ok(db.execute(&statement, &params).await? == 1)
-}
-
 /// What presenting a refresh token found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Spend {
@@ -117,14 +85,17 @@ pub async fn spend_refresh(
     }
     let known = db
         .query_opt(
-            "SELECT family_id, spent_at IS NOT NULL FROM refresh_tokens WHERE token_hash = $1",
+            "SELECT family_id, spent_at IS NOT NULL, user_id FROM refresh_tokens \
+             WHERE token_hash = $1",
             &[&digest],
         )
         .await?;
     match known {
         Some(row) if row.get::<_, bool>(1) => {
             let family: Uuid = row.get(0);
+            // The replayed family's session ends, its access tokens with it.
             revoke_family(db, family).await?;
+            super::sessions::revoke(db, row.get(2), family).await?;
             Ok(Spend::Reused)
         }
         _ => Ok(Spend::Invalid),
@@ -143,20 +114,19 @@ pub async fn revoke_family(
     Ok(())
 }
 
-/// Revokes the family of `digest` if it belongs to `user_id`.
-pub async fn revoke_family_of(
+/// The family (session) of the refresh token `digest`, if it belongs to `user_id`.
+pub async fn family_of(
     db: &impl GenericClient,
     user_id: Uuid,
     digest: &[u8],
-) -> Result<bool, tokio_postgres::Error> {
-    let n = db
-        .execute(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family_id = \
-             (SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2)",
+) -> Result<Option<Uuid>, tokio_postgres::Error> {
+    Ok(db
+        .query_opt(
+            "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2",
             &[&digest, &user_id],
         )
-        .await?;
-    Ok(n > 0)
+        .await?
+        .map(|r| r.get(0)))
 }
 
 pub async fn revoke_all_refresh(

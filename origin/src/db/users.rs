@@ -8,14 +8,15 @@ use time::format_description::well_known::Rfc3339;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use users_core::cursor::{Cursor, CursorKey, Sort};
-use users_core::model::UserView;
+use users_core::model::{PendingConfirmations, UserView};
 use users_core::perms::Permission;
 use uuid::Uuid;
 
 use super::GenericClient;
 
-const COLUMNS: &str = "u.id, u.username, u.email, u.display_name, u.is_active, u.security_version, \
-     u.version, u.created_at, u.updated_at, \
+const COLUMNS: &str = "u.id, u.username, u.email, u.email_verified, u.pending_email, \
+     u.pending_current_confirmed, u.pending_new_confirmed, u.display_name, u.is_active, \
+     u.security_version, u.version, u.created_at, u.updated_at, \
      ARRAY(SELECT ur.role_name FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role_name) AS roles";
 
 /// A user's permissions through their roles, as the column `perms`.
@@ -28,6 +29,11 @@ pub struct UserRow {
     pub id: Uuid,
     pub username: String,
     pub email: String,
+    pub email_verified: bool,
+    /// A change of address waiting for its confirmations, with which sides confirmed it
+    /// (current, new).
+    pub pending_email: Option<String>,
+    pub pending_confirmed: (bool, bool),
     pub display_name: Option<String>,
     pub is_active: bool,
     pub security_version: i64,
@@ -43,6 +49,12 @@ impl From<Row> for UserRow {
             id: r.get("id"),
             username: r.get("username"),
             email: r.get("email"),
+            email_verified: r.get("email_verified"),
+            pending_email: r.get("pending_email"),
+            pending_confirmed: (
+                r.get("pending_current_confirmed"),
+                r.get("pending_new_confirmed"),
+            ),
             display_name: r.get("display_name"),
             is_active: r.get("is_active"),
             security_version: r.get("security_version"),
@@ -64,6 +76,14 @@ impl UserRow {
             id: self.id,
             username: self.username.clone(),
             email: self.email.clone(),
+            email_verified: self.email_verified,
+            pending_email: self.pending_email.clone(),
+            pending_email_confirmations: self.pending_email.as_ref().map(|_| {
+                PendingConfirmations {
+                    current: self.pending_confirmed.0,
+                    new: self.pending_confirmed.1,
+                }
+            }),
             display_name: self.display_name.clone(),
             roles: self.roles.clone(),
             is_active: self.is_active,
@@ -167,6 +187,46 @@ pub async fn principal(
         is_active: r.get("is_active"),
         security_version: r.get("security_version"),
         perms: perms_of(&r),
+    }))
+}
+
+/// What authorising a token of session `sid` found about that session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCheck {
+    /// The session exists, belongs to the user and is not revoked.
+    pub live: bool,
+    /// Its `last_used_at` is older than five minutes: time to stamp it.
+    pub stale: bool,
+}
+
+/// [`principal`] and the state of session `sid`, in the same round trip.
+pub async fn principal_in_session(
+    db: &impl GenericClient,
+    id: Uuid,
+    sid: Uuid,
+) -> Result<Option<(Principal, SessionCheck)>, tokio_postgres::Error> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT u.is_active, u.security_version, {PERMS}, \
+             (s.id IS NOT NULL AND s.revoked_at IS NULL) AS session_live, \
+             coalesce(s.last_used_at < now() - interval '5 minutes', false) AS session_stale \
+             FROM users u LEFT JOIN sessions s ON s.id = $2 AND s.user_id = u.id WHERE u.id = $1"
+        )
+    });
+    let statement = db.prepare_cached(&SQL).await?;
+    let row = db.query_opt(&statement, &[&id, &sid]).await?;
+    Ok(row.map(|r| {
+        let principal = Principal {
+            id,
+            is_active: r.get("is_active"),
+            security_version: r.get("security_version"),
+            perms: perms_of(&r),
+        };
+        let check = SessionCheck {
+            live: r.get("session_live"),
+            stale: r.get("session_stale"),
+        };
+        (principal, check)
     }))
 }
 

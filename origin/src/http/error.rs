@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 403: self-registration is switched off.
     #[error("registration disabled")]
     RegistrationDisabled,
+    /// 403: the right password of an unverified account under `UNVERIFIED_POLICY=block`.
+    #[error("e-mail unverified")]
+    EmailUnverified,
     /// 404.
     #[error("not found")]
     NotFound,
@@ -69,6 +72,9 @@ pub enum ApiError {
     /// 400: bad, expired or spent password-reset token.
     #[error("invalid reset token")]
     InvalidResetToken,
+    /// 400: bad, expired or spent e-mail verification token (one answer for every reason).
+    #[error("invalid verification token")]
+    InvalidEmailToken,
     /// 429: a rate limit or a login lock-out; `Retry-After` says when to come back, and the
     /// quota's `RateLimit-*` headers when a quota refused it.
     #[error("rate limited")]
@@ -104,6 +110,7 @@ impl ApiError {
             Self::InvalidGrant => ErrorCode::InvalidGrant,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::RegistrationDisabled => ErrorCode::RegistrationDisabled,
+            Self::EmailUnverified => ErrorCode::EmailUnverified,
             Self::NotFound => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Conflict(_) => ErrorCode::Conflict,
@@ -113,6 +120,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Self::Validation(_) => ErrorCode::ValidationFailed,
             Self::InvalidResetToken => ErrorCode::InvalidResetToken,
+            Self::InvalidEmailToken => ErrorCode::InvalidEmailToken,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Overloaded => ErrorCode::Overloaded,
             Self::Unavailable(_) => ErrorCode::Unavailable,
@@ -147,6 +155,7 @@ impl From<ErrorCode> for ApiError {
             ErrorCode::InvalidGrant => Self::InvalidGrant,
             ErrorCode::Forbidden => Self::Forbidden(code.detail().into()),
             ErrorCode::RegistrationDisabled => Self::RegistrationDisabled,
+            ErrorCode::EmailUnverified => Self::EmailUnverified,
             ErrorCode::NotFound => Self::NotFound,
             ErrorCode::MethodNotAllowed => Self::MethodNotAllowed,
             ErrorCode::Conflict => Self::Conflict(code.detail().into()),
@@ -156,6 +165,7 @@ impl From<ErrorCode> for ApiError {
             ErrorCode::UnsupportedMediaType => Self::UnsupportedMediaType(code.detail().into()),
             ErrorCode::ValidationFailed => Self::validation("body", "is invalid"),
             ErrorCode::InvalidResetToken => Self::InvalidResetToken,
+            ErrorCode::InvalidEmailToken => Self::InvalidEmailToken,
             ErrorCode::RateLimited => Self::RateLimited(Limited {
                 scope: crate::ratelimit::Scope::User,
                 retry_after_secs: 1,

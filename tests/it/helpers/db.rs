@@ -20,6 +20,7 @@ pub struct AuditRow {
     pub target: Option<Uuid>,
     pub request_id: Option<String>,
     pub ip: Option<String>,
+    pub details: serde_json::Value,
 }
 
 impl TestApp {
@@ -66,7 +67,7 @@ impl TestApp {
         params: &[&(dyn ToSql + Sync)],
     ) -> Option<AuditRow> {
         let sql = format!(
-            "SELECT actor_id, target_id, request_id, ip FROM audit_log \
+            "SELECT actor_id, target_id, request_id, ip, details FROM audit_log \
              WHERE {filter}"
         );
         for _ in 0..AUDIT_POLLS {
@@ -81,6 +82,7 @@ impl TestApp {
                     target: row.get(1),
                     request_id: row.get(2),
                     ip: row.get(3),
+                    details: row.get(4),
                 });
             }
             tokio::time::sleep(AUDIT_POLL_EVERY).await;

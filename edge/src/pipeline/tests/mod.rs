@@ -21,9 +21,10 @@ use users_core::ratelimit::{Decision, Quota, gcra};
 use users_core::token::{AccessClaims, Audience, KeySet, Signer};
 use uuid::Uuid;
 
-use super::Edge;
+use super::{Client, Edge};
 use crate::config::EdgeConfig;
 use crate::ports::*;
+use users_core::wire::Revocation;
 
 const NOW: i64 = 1_800_000_000_000;
 const SECRET: &str = "edge-secret-0123456789";
@@ -35,7 +36,11 @@ struct FakeOrigin {
     sent: RefCell<Vec<Request<Bytes>>>,
     jwks: String,
     feed: RefCell<Vec<(i64, Uuid, i64)>>,
+    /// Revoked sessions in the feed: (seq, user, sid, until in seconds).
+    session_feed: RefCell<Vec<(i64, Uuid, Uuid, i64)>>,
     revoke_on_write: RefCell<Option<(Uuid, i64)>>,
+    /// A raw `X-Users-Revoked` value echoed on writes.
+    echo_on_write: RefCell<Option<String>>,
 }
 
 impl FakeOrigin {
@@ -73,21 +78,26 @@ impl Origin for FakeOrigin {
                 .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("since=")))
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            let events: Vec<_> = self
+            let mut events: Vec<_> = self
                 .feed
                 .borrow()
                 .iter()
                 .filter(|e| e.0 > since)
-                .map(|e| serde_json::json!({"seq": e.0, "user_id": e.1, "security_version": e.2}))
+                .map(|e| {
+                    (
+                        e.0,
+                        serde_json::json!({"seq": e.0, "user_id": e.1, "security_version": e.2}),
+                    )
+                })
                 .collect();
-            let next = self
-                .feed
-                .borrow()
-                .iter()
-                .map(|e| e.0)
-                .max()
-                .unwrap_or(since)
-                .max(since);
+            events.extend(self.session_feed.borrow().iter().filter(|e| e.0 > since).map(|e| {
+                let event = serde_json::json!({"seq": e.0, "user_id": e.1, "security_version": 1,
+                                               "session_id": e.2, "until": e.3});
+                (e.0, event)
+            }));
+            events.sort_by_key(|e| e.0);
+            let next = events.iter().map(|e| e.0).max().unwrap_or(since).max(since);
+            let events: Vec<_> = events.into_iter().map(|e| e.1).collect();
             return Ok(reply(
                 StatusCode::OK,
                 serde_json::json!({"events": events, "next": next}).to_string(),
@@ -108,6 +118,12 @@ impl Origin for FakeOrigin {
         {
             r.headers_mut()
                 .insert("x-users-revoked", format!("{user}:{sv}").parse().unwrap());
+        }
+        if req.method() != Method::GET
+            && let Some(value) = self.echo_on_write.borrow().as_deref()
+        {
+            r.headers_mut()
+                .insert("x-users-revoked", value.parse().unwrap());
         }
         Ok(r)
     }
@@ -144,26 +160,37 @@ impl ProfileCache for MemCache {
 #[derive(Default)]
 struct MemRevocations {
     min: RefCell<HashMap<Uuid, i64>>,
+    sessions: RefCell<HashMap<Uuid, i64>>,
     cursor: Cell<(i64, i64)>,
 }
 
 impl RevocationStore for MemRevocations {
-    async fn view(&self, user: Uuid) -> RevocationView {
+    async fn view(&self, user: Uuid, sid: Option<Uuid>, now_ms: i64) -> RevocationView {
         let (cursor, synced_at_ms) = self.cursor.get();
         RevocationView {
             min_sv: self.min.borrow().get(&user).copied(),
+            session_revoked: sid.is_some_and(|sid| {
+                self.sessions
+                    .borrow()
+                    .get(&sid)
+                    .is_some_and(|until| *until > now_ms)
+            }),
             cursor,
             synced_at_ms,
         }
     }
-    async fn record(&self, events: &[(Uuid, i64)], cursor: Option<(i64, i64)>) {
-        for (u, sv) in events {
+    async fn record(&self, events: &[Revocation], cursor: Option<i64>, now_ms: i64) {
+        let folded = Folded::of(events, now_ms);
+        for (u, sv) in folded.versions {
             let mut min = self.min.borrow_mut();
-            let e = min.entry(*u).or_insert(*sv);
-            *e = (*e).max(*sv);
+            let e = min.entry(u).or_insert(sv);
+            *e = (*e).max(sv);
         }
+        let mut sessions = self.sessions.borrow_mut();
+        sessions.retain(|_, until| *until > now_ms);
+        sessions.extend(folded.sessions);
         if let Some(c) = cursor {
-            self.cursor.set(c);
+            self.cursor.set((c, now_ms));
         }
     }
 }
@@ -234,6 +261,16 @@ fn world() -> World {
 
 impl World {
     fn token(&self, user: Uuid, sv: i64, perms: Vec<Permission>) -> String {
+        self.session_token(user, sv, perms, None)
+    }
+
+    fn session_token(
+        &self,
+        user: Uuid,
+        sv: i64,
+        perms: Vec<Permission>,
+        sid: Option<Uuid>,
+    ) -> String {
         let claims = AccessClaims {
             iss: "https://id.test".into(),
             aud: Audience::One("users-api".into()),
@@ -242,6 +279,8 @@ impl World {
             roles: vec![],
             perms,
             sv,
+            sid,
+            email_verified: false,
         };
         self.signer
             .sign(claims, self.edge.platform.now.get() / 1000, 900)
@@ -262,7 +301,10 @@ impl World {
             req = req.header(*k, *v);
         }
         let ip: IpAddr = "203.0.113.7".parse().unwrap();
-        block_on(self.edge.handle(req.body(Bytes::new()).unwrap(), Some(ip)))
+        block_on(
+            self.edge
+                .handle(req.body(Bytes::new()).unwrap(), Client::at(Some(ip))),
+        )
     }
 
     fn advance(&self, ms: i64) {

@@ -3,6 +3,8 @@
 
 use http::Method;
 use users_core::problem::{ErrorCode, Problem};
+
+use crate::ports::RevocationStore as _;
 use uuid::Uuid;
 
 use super::{header, world, world_with};
@@ -110,4 +112,64 @@ fn a_failing_feed_is_not_retried_by_every_request() {
         "one poll while up, one failed poll"
     );
     assert_eq!(w.edge.origin.calls("/users"), 4);
+}
+
+#[test]
+fn a_revoked_session_echoed_by_the_origin_ends_that_session_only() {
+    let w = world();
+    let alice = Uuid::from_u128(1);
+    let (a, b) = (Uuid::from_u128(10), Uuid::from_u128(11));
+    let token_a = w.session_token(alice, 1, vec![], Some(a));
+    let token_b = w.session_token(alice, 1, vec![], Some(b));
+    let until = super::NOW / 1000 + 900;
+    *w.edge.origin.echo_on_write.borrow_mut() = Some(format!("{alice}:{a}@{until}"));
+    let r = w.send(
+        Method::DELETE,
+        &format!("/users/me/sessions/{a}"),
+        Some(&token_b),
+        &[],
+    );
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-users-revoked").is_none());
+    let me = |t: &str| w.send(Method::GET, "/users", Some(t), &[]).status();
+    assert_eq!(
+        me(&token_a),
+        401,
+        "session A is revoked at this edge at once"
+    );
+    assert_eq!(me(&token_b), 200, "session B keeps working");
+    // Once A's tokens have expired the edge forgets it: memory stays bounded.
+    w.advance(901_000);
+    futures::executor::block_on(w.edge.revocations.record(&[], None, super::NOW + 901_000));
+    assert!(w.edge.revocations.sessions.borrow().is_empty());
+}
+
+#[test]
+fn a_session_revoked_elsewhere_applies_within_the_sync_interval() {
+    let w = world_with(&[("REVOCATION_SYNC_INTERVAL", "5")]);
+    let alice = Uuid::from_u128(1);
+    let (a, b) = (Uuid::from_u128(10), Uuid::from_u128(11));
+    let token_a = w.session_token(alice, 1, vec![], Some(a));
+    let token_b = w.session_token(alice, 1, vec![], Some(b));
+    let me = |t: &str| w.send(Method::GET, "/users", Some(t), &[]).status();
+    assert_eq!(me(&token_a), 200);
+    let until = super::NOW / 1000 + 900;
+    w.edge
+        .origin
+        .session_feed
+        .borrow_mut()
+        .push((3, alice, a, until));
+    // An already expired entry is not kept at all.
+    let old = Uuid::from_u128(12);
+    w.edge
+        .origin
+        .session_feed
+        .borrow_mut()
+        .push((4, alice, old, 1));
+    w.advance(5000);
+    me(&token_b);
+    assert_eq!(me(&token_a), 401);
+    assert_eq!(me(&token_b), 200);
+    assert_eq!(w.edge.revocations.cursor.get().0, 4);
+    assert!(!w.edge.revocations.sessions.borrow().contains_key(&old));
 }

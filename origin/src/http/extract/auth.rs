@@ -25,6 +25,8 @@ pub struct Auth {
     pub user_id: Uuid,
     /// Permissions held now (from the database, not the token).
     pub perms: BTreeSet<Permission>,
+    /// The session the token belongs to (absent on tokens issued before sessions existed).
+    pub session: Option<Uuid>,
     pub ctx: Ctx,
 }
 
@@ -75,7 +77,7 @@ impl FromRequestParts<AppState> for Auth {
             BearerError::Malformed => ApiError::InvalidToken,
             BearerError::NotBearer => ApiError::Unauthenticated,
         })?;
-        let principal = tokens::verify_access(state, token).await?;
+        let (principal, session) = tokens::verify_access(state, token).await?;
         let key = format!("user:{}", principal.id);
         state
             .limiter
@@ -84,6 +86,7 @@ impl FromRequestParts<AppState> for Auth {
         Ok(Self {
             user_id: principal.id,
             perms: principal.perms,
+            session,
             ctx: request_ctx(parts),
         })
     }

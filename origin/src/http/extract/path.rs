@@ -1,5 +1,5 @@
-//! Typed path parameters: [`UserId`] is the `{id}` segment as a UUID, [`RoleNamePath`] the
-//! `{name}` segment as a role name. A segment that cannot be one names nothing (`404`), so no
+//! Typed path parameters: [`UserId`] is the `{id}` segment as a UUID, [`SessionIdPath`] the
+//! `{sid}` segment as one, [`RoleNamePath`] the `{name}` segment as a role name. A segment that cannot be one names nothing (`404`), so no
 //! hostile segment reaches a query.
 
 use axum::extract::{FromRequestParts, Path};
@@ -19,6 +19,21 @@ impl FromRequestParts<AppState> for UserId {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let raw = segment(parts, state, "id").await?;
+        Uuid::parse_str(&raw)
+            .map(Self)
+            .map_err(|_| ApiError::NotFound)
+    }
+}
+
+/// The `{sid}` path segment of a `/users/{id}/sessions/{sid}` route: a session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionIdPath(pub Uuid);
+
+impl FromRequestParts<AppState> for SessionIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let raw = segment(parts, state, "sid").await?;
         Uuid::parse_str(&raw)
             .map(Self)
             .map_err(|_| ApiError::NotFound)

@@ -1,6 +1,6 @@
 //! The revocation echo (SPEC §4): a mutating request that came through the edge (it carries
 //! the edge's secret) gets the revocations it caused echoed in
-//! `X-Users-Revoked: <user id>:<security version>, …`, so that edge rejects the revoked tokens
+//! `X-Users-Revoked: <user id>:<security version>, <user id>:<session id>@<until>, …`, so that edge rejects the revoked tokens
 //! at once; the edge strips the header. Every other edge learns them from the feed
 //! (`http::routes::internal`).
 
@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use users_core::wire;
 
-use crate::db;
+use crate::db::{self, events::SecurityEvent};
 use crate::http::extract::FromEdge;
 use crate::state::AppState;
 
@@ -37,7 +37,7 @@ pub async fn echo_revocations(State(state): State<AppState>, req: Request, next:
     if let Ok(events) = db::events::since(&client, before, ECHO_MAX).await
         && !events.is_empty()
     {
-        let value = wire::revoked_value(events.iter().map(|e| (e.user_id, e.security_version)));
+        let value = wire::revoked_value(events.iter().map(SecurityEvent::revocation));
         if let Ok(v) = HeaderValue::from_str(&value) {
             res.headers_mut().insert(REVOKED_HEADER, v);
         }

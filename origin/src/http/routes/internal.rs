@@ -27,7 +27,7 @@ struct FeedQuery {
     limit: Option<i64>,
 }
 
-/// `GET /internal/revocations`: `{"events": [...], "next": <cursor>}`.
+/// `GET /internal/revocations`: `{"events": [...], "next": <cursor>, "more": bool}`.
 async fn feed(
     State(state): State<AppState>,
     Extension(from_edge): Extension<FromEdge>,
@@ -39,7 +39,11 @@ async fn feed(
     let since = q.since.unwrap_or(0).max(0);
     let limit = q.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
     let client = state.db.get().await?;
-    let events: Vec<SecurityEvent> = db::events::since(&client, since, limit).await?;
+    let mut events: Vec<SecurityEvent> = db::events::since(&client, since, limit).await?;
     let next = events.last().map_or(since, |e| e.seq);
-    Ok(Json(json!({"events": events, "next": next})))
+    let more = events.len() as i64 >= limit;
+    // A revoked session whose tokens have all expired needs no edge to remember it.
+    let now = crate::clock::now();
+    events.retain(|e| !e.expired(now));
+    Ok(Json(json!({"events": events, "next": next, "more": more})))
 }

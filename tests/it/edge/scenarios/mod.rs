@@ -13,7 +13,7 @@
 //! [`edge_scenarios!`] lists every scenario once, by theme: [`accounts`] (whole journeys
 //! through the edge), [`cache`] (profile caching and conditional reads), [`revocation`] (the
 //! origin's echo and the feed), [`limits`] (rate limits and the body limit), [`tokens`]
-//! (refused tokens), [`outage`] (the origin cut or hanging), [`headers`] (forwarding headers,
+//! (refused tokens), [`sessions`] (ending sessions through and beside the edge), [`outage`] (the origin cut or hanging), [`headers`] (forwarding headers,
 //! security headers, request ids, internal endpoints), [`hostile`] (NUL, undecodable strings
 //! and the hostile-value sweep of every route).
 
@@ -37,6 +37,7 @@ pub mod hostile;
 pub mod limits;
 pub mod outage;
 pub mod revocation;
+pub mod sessions;
 pub mod tokens;
 
 /// The secret shared by the edge and the origin (at least 16 characters).
@@ -73,6 +74,9 @@ macro_rules! edge_scenarios {
             revocation::a_deletion_does_not_wedge_the_revocation_feed,
             limits::oversized_bodies_are_refused_at_the_edge,
             hostile::hostile_input_gets_problems_through_the_edge,
+            sessions::ending_a_session_through_the_edge_is_enforced_at_once,
+            sessions::a_session_ended_at_the_origin_reaches_the_edge_within_the_sync_interval,
+            sessions::a_client_cannot_claim_a_country,
         );
     };
     (@tests $runtime:expr; $($theme:ident :: $scenario:ident),+ $(,)?) => {

@@ -14,10 +14,11 @@ use users_core::password;
 use users_core::text;
 use uuid::Uuid;
 
-use crate::db::{self, audit::Ctx, audit::Event, tokens::NewRefresh};
+use crate::config::UnverifiedPolicy;
+use crate::db::{self, audit::Ctx, audit::Event, sessions::NewLogin};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{media_type, parse_json_uniform, read_body};
+use crate::http::extract::{login_origin, media_type, parse_json_uniform, read_body};
 use crate::state::AppState;
 use crate::tokens::token_pair;
 
@@ -42,6 +43,9 @@ pub async fn login(
     req: Request,
 ) -> ApiResult<Json<TokenResponse>> {
     let media = media_type(req.headers());
+    let (parts, body) = req.into_parts();
+    let origin = login_origin(&parts);
+    let req = Request::from_parts(parts, body);
     let bytes = read_body(req, &state).await?;
     let (login, password) = match media.as_deref() {
         Some("application/json") => {
@@ -110,11 +114,25 @@ pub async fn login(
     if let Some(rehash) = verification.rehash {
         db::users::set_password(&client, user.id, &rehash).await?;
     }
-    let (tokens, digest) = token_pair(&state, &user, perms);
-    let audit = Event::own("login.succeeded", user.id);
-    let ttl = state.config.tokens.refresh_ttl;
-    let token = NewRefresh::new(user.id, Uuid::now_v7(), &digest, ttl);
-    if !db::tokens::insert_refresh_audited(&client, &token, &ctx, audit).await? {
+    // Only the right password of an unverified account learns that it is unverified.
+    if state.config.email.unverified_policy == UnverifiedPolicy::Block && !user.email_verified {
+        let event = Event::own("login.blocked_unverified", user.id);
+        db::audit::record(&client, &ctx, event).await?;
+        return Err(ApiError::EmailUnverified);
+    }
+    let session_id = Uuid::now_v7();
+    let (tokens, digest) = token_pair(&state, &user, perms, session_id);
+    let audit = Event::own("login.succeeded", user.id).with(json!({"session_id": session_id}));
+    let login = NewLogin {
+        session_id,
+        user_id: user.id,
+        refresh_digest: &digest,
+        refresh_ttl: state.config.tokens.refresh_ttl,
+        access_ttl: state.config.tokens.access_ttl,
+        origin: &origin,
+        mfa: false,
+    };
+    if !db::sessions::open(&client, &login, &ctx, audit).await? {
         // Deleted or deactivated while its password was being checked.
         return Err(ApiError::InvalidCredentials);
     }

@@ -18,6 +18,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, JsonBody, OptionalJsonBody};
 use crate::state::AppState;
 use crate::tokens::{self, token_pair};
+use serde_json::json;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -61,9 +62,20 @@ pub async fn refresh(
     let principal = db::users::principal(&tx, user.id)
         .await?
         .ok_or(ApiError::InvalidGrant)?;
-    let (tokens, digest) = token_pair(&state, &user, principal.perms);
-    let ttl = state.config.tokens.refresh_ttl;
-    db::tokens::insert_refresh(&tx, &NewRefresh::new(user.id, family, &digest, ttl)).await?;
+    let (refresh_ttl, access_ttl) = (
+        state.config.tokens.refresh_ttl,
+        state.config.tokens.access_ttl,
+    );
+    // The family is the session: a revoked session refreshes no more.
+    if db::sessions::refreshed(&tx, family, refresh_ttl, access_ttl)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::InvalidGrant);
+    }
+    let (tokens, digest) = token_pair(&state, &user, principal.perms, family);
+    let token = NewRefresh::new(user.id, family, &digest, refresh_ttl);
+    db::tokens::insert_refresh(&tx, &token).await?;
     tx.commit().await?;
     Ok(Json(tokens))
 }
@@ -75,8 +87,9 @@ pub struct LogoutBody {
     all: Option<bool>,
 }
 
-/// `POST /auth/logout`: ends one session (its refresh family) or, with `all`, every session
-/// and every outstanding access token.
+/// `POST /auth/logout`: ends one session (the one of `refresh_token`, else the caller's own)
+/// with its refresh family and access tokens, or, with `all`, every session and every
+/// outstanding access token.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = LogoutBody, description = "Optional"), security(("bearer" = [])), responses((status = 204, description = "Logged out")))]
 pub async fn logout(
     State(state): State<AppState>,
@@ -88,8 +101,20 @@ pub async fn logout(
     if body.all == Some(true) {
         revoke_sessions(&tx, auth.user_id).await?;
         db::audit::record(&tx, &auth.ctx, Event::own("logout.all", auth.user_id)).await?;
-    } else if let Some(token) = body.refresh_token.filter(|t| t.len() <= 128) {
-        db::tokens::revoke_family_of(&tx, auth.user_id, &tokens::digest(&token)).await?;
+    } else {
+        let session = match body.refresh_token {
+            Some(token) if token.len() <= 128 => {
+                db::tokens::family_of(&tx, auth.user_id, &tokens::digest(&token)).await?
+            }
+            Some(_) => None,
+            None => auth.session,
+        };
+        if let Some(sid) = session
+            && db::sessions::revoke(&tx, auth.user_id, sid).await?
+        {
+            let event = Event::own("logout", auth.user_id).with(json!({"session_id": sid}));
+            db::audit::record(&tx, &auth.ctx, event).await?;
+        }
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

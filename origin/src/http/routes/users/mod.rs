@@ -7,16 +7,18 @@
 //! - [`read`]: `GET /users/me` and `GET /users/{id}`, through the cache, with `ETag`s.
 //! - [`create`]: `POST /users`. [`list`]: `GET /users`. [`delete`]: `DELETE /users/{id}`.
 //! - [`update`]: `PUT` and `PATCH /users/{id}`. [`roles`]: granting and revoking one role.
+//! - [`sessions`]: listing and ending a user's sessions.
 
 pub mod create;
 pub mod delete;
 pub mod list;
 pub mod read;
 pub mod roles;
+pub mod sessions;
 pub mod update;
 
 use axum::Router;
-use axum::routing::{get, put};
+use axum::routing::{delete, get, put};
 
 use crate::state::AppState;
 
@@ -32,9 +34,18 @@ use crate::state::AppState;
         roles::grant_role,
         roles::revoke_role,
         update::put_user,
-        update::patch_user
+        update::patch_user,
+        sessions::list_mine,
+        sessions::list_of,
+        sessions::revoke_mine,
+        sessions::revoke_of,
+        sessions::revoke_many_mine,
+        sessions::revoke_many_of
     ),
     components(schemas(
+        sessions::SessionView,
+        sessions::SessionPage,
+        sessions::Revoked,
         list::UserPage,
         create::CreateBody,
         update::UserReplace,
@@ -54,6 +65,16 @@ pub fn router() -> Router<AppState> {
                 .patch(update::patch_user)
                 .delete(delete::delete_user),
         )
+        .route(
+            "/users/me/sessions",
+            get(sessions::list_mine).delete(sessions::revoke_many_mine),
+        )
+        .route("/users/me/sessions/{sid}", delete(sessions::revoke_mine))
+        .route(
+            "/users/{id}/sessions",
+            get(sessions::list_of).delete(sessions::revoke_many_of),
+        )
+        .route("/users/{id}/sessions/{sid}", delete(sessions::revoke_of))
         .route(
             "/users/{id}/roles/{name}",
             put(roles::grant_role).delete(roles::revoke_role),
