@@ -9,7 +9,8 @@
 //! - [`http`]: everything that knows HTTP: router, middleware, extractors, routes, errors.
 //! - Domain services, without HTTP: [`accounts`] (account rules, revoking sessions),
 //!   [`tokens`] (issuing and verifying), [`write`] (transactions with their cache updates),
-//!   [`mail`] (the outbox sender), [`monitor`] (readiness, Redis fallback and outbox gauges).
+//!   [`mail`] (the outbox sender), [`monitor`] (readiness, Redis fallback and outbox gauges),
+//!   [`verification`] (e-mail verification and e-mail changes).
 //! - [`state`]: the shared state handed to handlers.
 //! - Infrastructure, each with its own error type: [`hashing`] (Argon2id in a bounded pool),
 //!   [`cache`], [`ratelimit`], [`redis_store`], [`metrics`] (the registry), [`keys`]; and
@@ -33,6 +34,7 @@ pub mod redis_store;
 pub mod startup;
 pub mod state;
 pub mod tokens;
+pub mod verification;
 pub mod write;
 
 pub use config::Config;

@@ -5,6 +5,7 @@
 //! re-planning.
 
 pub mod audit;
+pub mod email;
 pub mod events;
 pub mod outbox;
 pub mod roles;

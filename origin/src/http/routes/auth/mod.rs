@@ -4,7 +4,9 @@
 //! - [`login`]: `POST /auth/login`, JSON or the OAuth2 password form.
 //! - [`session`]: refresh-token rotation and logout.
 //! - [`reset`]: the password-reset mail and its confirmation.
+//! - [`email`]: e-mail verification and the confirmations of an e-mail change.
 
+pub mod email;
 pub mod login;
 pub mod register;
 pub mod reset;
@@ -24,9 +26,16 @@ use crate::state::AppState;
         session::refresh,
         session::logout,
         reset::request_reset,
-        reset::confirm_reset
+        reset::confirm_reset,
+        email::verify_email,
+        email::resend_verification
     ),
-    components(schemas(reset::Accepted))
+    components(schemas(
+        reset::Accepted,
+        email::VerifyBody,
+        email::ResendBody,
+        email::ResendAccepted
+    ))
 )]
 pub struct Docs;
 
@@ -38,4 +47,9 @@ pub fn router() -> Router<AppState> {
         .route("/auth/logout", post(session::logout))
         .route("/auth/password/reset", post(reset::request_reset))
         .route("/auth/password/reset/{token}", put(reset::confirm_reset))
+        .route("/auth/email/verify", post(email::verify_email))
+        .route(
+            "/auth/email/verify/resend",
+            post(email::resend_verification),
+        )
 }

@@ -1,8 +1,11 @@
-//! `POST /auth/register`: self-registration with the `user` role.
+//! `POST /auth/register`: self-registration with the `user` role. The new account gets a
+//! verification mail; a registration on an address that has an account answers `409` and
+//! tells that account's owner (after the answer, so the `409` takes no longer).
 
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
+use users_core::fields::Email;
 use users_core::model::UserView;
 use users_core::perms::USER_ROLE;
 
@@ -12,6 +15,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::JsonBody;
 use crate::http::respond::created;
 use crate::state::AppState;
+use crate::verification;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +31,7 @@ pub struct RegisterBody {
 }
 
 /// `POST /auth/register`: self-registration with the `user` role.
-#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterBody, responses((status = 201, description = "Account created", body = UserView, headers(("Location" = String), ("ETag" = String)))))]
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterBody, responses((status = 201, description = "Account created; a verification link is mailed to its address", body = UserView, headers(("Location" = String), ("ETag" = String))), (status = 409, description = "Username or address taken; the address's owner is mailed a notice", body = users_core::problem::Problem, content_type = "application/problem+json")))]
 pub async fn register(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -46,11 +50,31 @@ pub async fn register(
     let hash = state.hasher.hash(new.password.clone()).await?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
-    let id = new
-        .insert(&tx, &hash, true, &[USER_ROLE.to_owned()])
-        .await?;
+    let id = match new.insert(&tx, &hash, true, &[USER_ROLE.to_owned()]).await {
+        Ok(id) => id,
+        Err(e) => {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                notify_owner(&state, new.email.clone());
+            }
+            return Err(e.into());
+        }
+    };
     db::audit::record(&tx, &ctx, Event::own("user.registered", id)).await?;
     let user = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
+    let config = &state.config;
+    verification::queue_verification(&tx, config, id, &user.username, &user.email).await?;
     tx.commit().await?;
+    state.mail_ready.notify_one();
     Ok(created(&user.view()))
+}
+
+/// Mails the owner of `email`, if it has one, that someone tried to register with it; in the
+/// background, so the `409` comes as fast as any other.
+fn notify_owner(state: &AppState, email: Email) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = verification::notify_registration_attempt(&state, &email).await {
+            tracing::warn!(error = %e, "registration-attempt notice failed");
+        }
+    });
 }

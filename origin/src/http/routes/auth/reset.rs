@@ -1,6 +1,6 @@
 //! Password reset: `POST /auth/password/reset` mails a link (the answer is the same whatever
 //! the address), `PUT /auth/password/reset/{token}` sets the new password and revokes every
-//! session.
+//! session. Completing a reset also verifies the address the link went to.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -18,6 +18,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::JsonBody;
 use crate::state::AppState;
 use crate::tokens;
+use crate::write::Write;
 
 /// The answer to a reset request: the same whatever the address.
 #[derive(Debug, utoipa::ToSchema)]
@@ -133,13 +134,25 @@ pub async fn confirm_reset(
         .hash(password.unwrap_or_default().to_owned())
         .await?;
     let mut client = state.db.get().await?;
-    let tx = client.transaction().await?;
-    if !db::tokens::spend_reset(&tx, &digest, user_id).await? {
+    let mut write = Write::begin(&mut client, &state.cache).await?;
+    let tx = &write.tx;
+    if !db::tokens::spend_reset(tx, &digest, user_id).await? {
         return Err(ApiError::InvalidResetToken);
     }
-    db::users::set_password(&tx, user_id, &hash).await?;
-    revoke_sessions(&tx, user_id).await?;
-    db::audit::record(&tx, &ctx, Event::own("password.reset", user_id)).await?;
-    tx.commit().await?;
+    db::users::set_password(tx, user_id, &hash).await?;
+    // The token went to the account's current address (an address change spends every reset
+    // token), so following it proves that address.
+    db::email::set_verified(tx, user_id, true).await?;
+    revoke_sessions(tx, user_id).await?;
+    db::audit::record(tx, &ctx, Event::own("password.reset", user_id)).await?;
+    if !user.email_verified {
+        let event = Event::own("email.verified", user_id)
+            .with(json!({"email": user.email, "via": "password_reset"}));
+        db::audit::record(tx, &ctx, event).await?;
+    }
+    if let Some(after) = db::users::get(tx, user_id).await? {
+        write.store(after.view());
+    }
+    write.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

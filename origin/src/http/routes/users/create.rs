@@ -1,4 +1,6 @@
-//! `POST /users` (`users:create`): an administrator creates an account with chosen roles.
+//! `POST /users` (`users:create`): an administrator creates an account with chosen roles. Its
+//! address counts as verified only when the administrator says so (`email_verified: true`);
+//! otherwise the account gets a verification mail.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -13,6 +15,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, JsonBody};
 use crate::http::respond::created;
 use crate::state::AppState;
+use crate::verification;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +30,8 @@ pub struct CreateBody {
     display_name: Option<String>,
     roles: Option<Vec<String>>,
     is_active: Option<bool>,
+    /// `true`: the address is known to be the owner's (no verification mail). Default `false`.
+    email_verified: Option<bool>,
 }
 
 /// `POST /users` (`users:create`).
@@ -59,7 +64,14 @@ pub async fn create_user(
         Event::new("user.created", Some(auth.user_id), Some(id)).with(json!({"roles": roles})),
     )
     .await?;
+    if body.email_verified == Some(true) {
+        db::email::set_verified(&tx, id, true).await?;
+    } else {
+        let (config, name) = (&state.config, new.username.as_str());
+        verification::queue_verification(&tx, config, id, name, new.email.as_str()).await?;
+    }
     let user = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
     tx.commit().await?;
+    state.mail_ready.notify_one();
     Ok(created(&user.view()))
 }
