@@ -3,7 +3,9 @@
 //! The plan compares the desired document with the current one: read-only fields must not
 //! change (`403`), roles and `is_active` need `users:update` (`403`), everything is validated
 //! (`422`), and `If-Match` is checked against the locked row (`412`). A password change,
-//! role change or deactivation revokes the user's tokens.
+//! role change or deactivation revokes the user's tokens. A change of `email` follows
+//! [`email_change`]: pending until confirmed for the account's owner, direct for a
+//! holder of `users:update`.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -24,6 +26,9 @@ use crate::http::extract::{Auth, UserId, from_value, media_type, parse_json, rea
 use crate::http::respond::{etag_matches, with_etag};
 use crate::state::AppState;
 use crate::write::Write;
+use email_change::{Apply, EmailEdit, edit_of, stated_verified, verify_current_password};
+
+mod email_change;
 
 /// `PUT /users/{id}` body: every mutable field (absent `display_name` clears it; absent
 /// `roles`/`is_active` keep theirs). Read-only fields may be echoed unchanged.
@@ -35,8 +40,13 @@ pub struct UserReplace {
     display_name: Option<String>,
     roles: Option<Vec<String>>,
     is_active: Option<bool>,
+    /// Only with `users:update`: whether the address is verified (a new address without it
+    /// is unverified and gets a verification mail).
+    email_verified: Option<bool>,
     /// A new password; changing your own needs `current_password`.
     password: Option<String>,
+    /// Needed to change your own password, and your own `email` without `users:update`
+    /// (the change then waits in `pending_email` until both addresses confirm it).
     current_password: Option<String>,
 }
 
@@ -50,12 +60,22 @@ pub struct UserPatch {
     display_name: Option<String>,
     roles: Option<Vec<String>>,
     is_active: Option<bool>,
+    /// Only with `users:update` (see [`UserReplace`]).
+    email_verified: Option<bool>,
     password: Option<String>,
+    /// See [`UserReplace`].
     current_password: Option<String>,
 }
 
 /// Fields clients can see but never set.
-const READ_ONLY: [&str; 4] = ["id", "created_at", "updated_at", "version"];
+const READ_ONLY: [&str; 6] = [
+    "id",
+    "created_at",
+    "updated_at",
+    "version",
+    "pending_email",
+    "pending_email_confirmations",
+];
 
 /// The request's secret fields, kept out of the document.
 #[derive(Debug, Default)]
@@ -84,6 +104,8 @@ struct Desired {
     display_name: Option<String>,
     roles: Vec<String>,
     is_active: bool,
+    #[serde(default)]
+    email_verified: Option<bool>,
     #[serde(rename = "id")]
     _id: Value,
     #[serde(rename = "created_at")]
@@ -92,6 +114,10 @@ struct Desired {
     _updated_at: Value,
     #[serde(rename = "version")]
     _version: Value,
+    #[serde(rename = "pending_email", default)]
+    _pending_email: Value,
+    #[serde(rename = "pending_email_confirmations", default)]
+    _pending_email_confirmations: Value,
 }
 
 /// A validated change.
@@ -131,6 +157,15 @@ fn plan(auth: &Auth, current: &UserView, desired: Value) -> ApiResult<Plan> {
     {
         return Err(ApiError::forbidden(
             "Changing roles or is_active requires the users:update permission.",
+        ));
+    }
+    if desired
+        .email_verified
+        .is_some_and(|v| v != current.email_verified)
+        && !auth.has(Permission::UsersUpdate)
+    {
+        return Err(ApiError::forbidden(
+            "Changing email_verified requires the users:update permission.",
         ));
     }
     let mut check = Check::default();
@@ -223,7 +258,7 @@ async fn read_object(req: Request, state: &AppState, mode: Mode) -> ApiResult<Ma
 }
 
 /// `PUT /users/{id}`: replaces the mutable fields.
-#[utoipa::path(put, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)), request_body = UserReplace, responses((status = 200, description = "Updated", body = UserView, headers(("ETag" = String)))))]
+#[utoipa::path(put, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)), request_body = UserReplace, responses((status = 200, description = "Updated; a self-service e-mail change waits in pending_email until both addresses confirm it", body = UserView, headers(("ETag" = String)))))]
 pub async fn put_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -234,7 +269,7 @@ pub async fn put_user(
 }
 
 /// `PATCH /users/{id}`: JSON Merge Patch (RFC 7396).
-#[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)), request_body(content((UserPatch = "application/merge-patch+json"), (UserPatch = "application/json"))), responses((status = 200, description = "Updated", body = UserView, headers(("ETag" = String)))))]
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)), request_body(content((UserPatch = "application/merge-patch+json"), (UserPatch = "application/json"))), responses((status = 200, description = "Updated; a self-service e-mail change waits in pending_email until both addresses confirm it", body = UserView, headers(("ETag" = String)))))]
 pub async fn patch_user(
     State(state): State<AppState>,
     auth: Auth,
@@ -296,20 +331,17 @@ async fn update(
             password::check(new_password, identity)
                 .map_err(|e| ApiError::validation("password", e))?;
             if auth.is(id) {
-                let Some(current_password) = secrets.current_password.clone() else {
-                    return Err(ApiError::validation(
-                        "current_password",
-                        "is required to change your password",
-                    ));
-                };
-                let stored = db::users::password_hash(&state.db.get().await?, id).await?;
-                if !state.hasher.verify(current_password, stored).await?.ok {
-                    return Err(ApiError::forbidden("The current password is incorrect."));
-                }
+                let given = secrets.current_password.clone();
+                verify_current_password(&state, id, given, "to change your password").await?;
             }
             Some(state.hasher.hash(new_password.clone()).await?)
         }
     };
+    let pending = edit_of(&auth, &current.email, &first.email) == EmailEdit::Pending;
+    if pending && new_hash.is_none() {
+        let given = secrets.current_password.clone();
+        verify_current_password(&state, id, given, "to change your email").await?;
+    }
     let added: Vec<String> = first
         .roles
         .iter()
@@ -344,12 +376,19 @@ async fn update(
         check_grantable(tx, &auth.perms, &unknown).await?;
     }
     let revoke = new_hash.is_some() || roles_changed || deactivated;
+    let email = Apply {
+        auth: &auth,
+        locked: &locked,
+        to: &plan.email,
+        stated_verified: stated_verified(&body),
+        password_checked: pending || new_hash.is_some(),
+    };
     db::users::update(
         tx,
         id,
         &db::users::Update {
             username: plan.username.as_str(),
-            email: plan.email.as_str(),
+            email: email.stored_email(),
             display_name: plan.display_name.as_ref().map(DisplayName::as_str),
             is_active: plan.is_active,
             password_hash: new_hash.as_deref(),
@@ -359,6 +398,7 @@ async fn update(
     if roles_changed {
         db::users::set_roles(tx, id, &plan.roles).await?;
     }
+    let mailed = email.run(tx, &state).await?;
     if revoke {
         revoke_sessions(tx, id).await?;
     }
@@ -388,5 +428,8 @@ async fn update(
         .view();
     write.store(view.clone());
     write.commit().await?;
+    if mailed {
+        state.mail_ready.notify_one();
+    }
     Ok(with_etag(StatusCode::OK, &view.etag(), &view))
 }
