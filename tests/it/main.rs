@@ -12,7 +12,8 @@
 //! - one module per area: [`register`]; [`auth`] (login, refresh, logout); [`tokens`] (forged
 //!   and rotated access tokens); [`users`] (read, create, delete); [`updates`] (PATCH, PUT,
 //!   password change); [`access`] (BOLA, privilege escalation); [`revocation`]; [`roles`];
-//!   [`reset`] (password reset by mail); [`pagination`] (keyset pages; its filters);
+//!   [`reset`] (password reset by mail); [`email`] (e-mail verification, resend, e-mail
+//!   change); [`pagination`] (keyset pages; its filters);
 //!   [`concurrency`]; [`errors`] (the problem vocabulary, pinned with snapshots); [`hostile`]
 //!   (NUL, undecodable strings and every parameter swept with hostile values; security
 //!   headers); [`audit`];
@@ -37,6 +38,7 @@ mod auth;
 mod cache;
 mod concurrency;
 mod edge;
+mod email;
 mod errors;
 mod faults;
 mod helpers;
