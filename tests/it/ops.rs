@@ -176,7 +176,8 @@ async fn mail_waits_in_the_outbox_while_smtp_is_down() {
         let row = app
             .db
             .query_opt(
-                "SELECT attempts, last_error FROM mail_outbox WHERE recipient = $1",
+                "SELECT attempts, last_error FROM mail_outbox WHERE recipient = $1 \
+                 AND subject = 'Reset your password'",
                 &[&user.email],
             )
             .await

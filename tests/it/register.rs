@@ -37,6 +37,10 @@ async fn register_returns_201_with_location_and_a_user_view() {
     assert_eq!(body["roles"], json!(["user"]));
     assert_eq!(body["is_active"], json!(true));
     assert!(body["version"].is_i64());
+    assert_eq!(
+        body["email_verified"], false,
+        "nobody proved the address yet"
+    );
     let keys: BTreeSet<&str> = body
         .as_object()
         .unwrap()
@@ -47,6 +51,7 @@ async fn register_returns_201_with_location_and_a_user_view() {
         "id",
         "username",
         "email",
+        "email_verified",
         "display_name",
         "roles",
         "is_active",

@@ -19,7 +19,7 @@ async fn mailed_token(app: &TestApp, user: &TestUser) -> String {
     app.request_reset(&user.email).await.expect_status(202);
     let mail = app
         .smtp
-        .wait_for_mail_to(&user.email, MAIL_WAIT)
+        .wait_for_mail_about(&user.email, crate::smtp::RESET_SUBJECT, MAIL_WAIT)
         .await
         .expect("a reset mail");
     reset_token_line(&mail.data).expect("a token line in the mail")
@@ -47,7 +47,7 @@ async fn reset_requests_look_the_same_for_known_and_unknown_emails() {
 
     // Mail goes only to the real account.
     app.smtp
-        .wait_for_mail_to(&user.email, MAIL_WAIT)
+        .wait_for_mail_about(&user.email, crate::smtp::RESET_SUBJECT, MAIL_WAIT)
         .await
         .expect("a mail to the user");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -65,9 +65,12 @@ async fn the_mail_carries_a_strong_token_as_a_line_and_a_link() {
     let (app, user) = spawn_app_and_user().await;
 
     app.request_reset(&user.email).await.expect_status(202);
-    let raw = app.smtp.wait_for_message(MAIL_WAIT).await.expect("a mail");
-
-    let mail = app.smtp.messages().pop().unwrap();
+    let mail = app
+        .smtp
+        .wait_for_mail_about(&user.email, crate::smtp::RESET_SUBJECT, MAIL_WAIT)
+        .await
+        .expect("a mail");
+    let raw = mail.data.clone();
     assert_eq!(mail.from, "noreply@app.test");
     assert_eq!(mail.to, vec![user.email.clone()]);
     let line = reset_token_line(&raw).expect("Reset token: line");
@@ -237,7 +240,7 @@ async fn the_email_is_matched_case_insensitively() {
 
     let mail = app
         .smtp
-        .wait_for_mail_to(&user.email, MAIL_WAIT)
+        .wait_for_mail_about(&user.email, crate::smtp::RESET_SUBJECT, MAIL_WAIT)
         .await
         .expect("a reset mail");
     assert!(reset_token_line(&mail.data).is_some());

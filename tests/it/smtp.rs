@@ -94,6 +94,34 @@ impl SmtpSink {
     }
 }
 
+impl SmtpSink {
+    /// The first message to `recipient` whose `Subject:` line contains `subject` (accounts get
+    /// more than one kind of mail: the verification mail comes first), waiting up to `timeout`.
+    pub async fn wait_for_mail_about(
+        &self,
+        recipient: &str,
+        subject: &str,
+        timeout: Duration,
+    ) -> Option<Mail> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.messages().into_iter().find(|m| {
+                m.to.iter().any(|to| to.eq_ignore_ascii_case(recipient))
+                    && m.data
+                        .lines()
+                        .any(|l| l.starts_with("Subject:") && l.contains(subject))
+            });
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The subject of the password-reset mail.
+pub const RESET_SUBJECT: &str = "Reset your password";
+
 /// The address inside `MAIL FROM:<…>` / `RCPT TO:<…>` (parameters after it dropped).
 fn path_of(arg: &str) -> String {
     let arg = arg.trim();

@@ -138,7 +138,7 @@ async fn patch_to_a_taken_username_or_email_is_409() {
 
     for taken in [
         json!({"username": alice.username}),
-        json!({"email": alice.email.to_uppercase()}),
+        json!({"email": alice.email.to_uppercase(), "current_password": bob.password}),
     ] {
         let resp = app.as_user(&bob).patch_user(bob.id, &taken).await;
         resp.assert_problem(409, "conflict");
@@ -152,7 +152,8 @@ async fn put_replaces_every_mutable_field() {
     as_user.set_display_name(user.id, "Old").await;
     let new_email = format!("{}@elsewhere.example", unique_name("m"));
 
-    let replacement = json!({"username": user.username, "email": new_email});
+    let replacement = json!({"username": user.username, "email": new_email,
+                             "current_password": user.password});
     let resp = as_user
         .put(&format!("/users/{}", user.id))
         .json(&replacement)
@@ -160,7 +161,9 @@ async fn put_replaces_every_mutable_field() {
         .await;
 
     let body = resp.expect_json(200);
-    assert_eq!(body["email"], json!(new_email));
+    // A new address of one's own waits for its confirmations (SPEC §6).
+    assert_eq!(body["email"], json!(user.email));
+    assert_eq!(body["pending_email"], json!(new_email));
     assert_eq!(
         body["display_name"],
         Value::Null,

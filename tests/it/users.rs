@@ -92,7 +92,11 @@ async fn deleting_oneself_removes_the_row_and_the_personal_data() {
     let (app, user) = spawn_app_and_user().await;
     app.request_reset(&user.email).await;
     app.smtp
-        .wait_for_mail_to(&user.email, std::time::Duration::from_secs(10))
+        .wait_for_mail_about(
+            &user.email,
+            crate::smtp::RESET_SUBJECT,
+            std::time::Duration::from_secs(10),
+        )
         .await
         .expect("the reset mail went out");
 

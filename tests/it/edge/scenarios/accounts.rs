@@ -147,7 +147,7 @@ pub async fn password_reset_through_the_edge<R: EdgeRuntime>(rt: &R) {
     let mail = s
         .app
         .smtp
-        .wait_for_mail_to(&user.email, MAIL_WAIT)
+        .wait_for_mail_about(&user.email, crate::smtp::RESET_SUBJECT, MAIL_WAIT)
         .await
         .expect("a reset mail");
     let token = reset_token_line(&mail.data).expect("a token line in the mail");
