@@ -20,8 +20,6 @@ pub struct Mail {
 #[derive(Debug, Default)]
 struct Mailbox {
     mails: Vec<Mail>,
-    /// How many of `mails` `wait_for_message` has handed out.
-    taken: usize,
 }
 
 /// The sink: listens on `127.0.0.1:<random port>` for as long as the test runtime lives.
@@ -60,41 +58,6 @@ impl SmtpSink {
         self.mailbox.lock().expect("mailbox").mails.clone()
     }
 
-    /// The raw DATA of the next message not yet handed out, waiting up to `timeout`.
-    pub async fn wait_for_message(&self, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            {
-                let mut mailbox = self.mailbox.lock().expect("mailbox");
-                if mailbox.taken < mailbox.mails.len() {
-                    mailbox.taken += 1;
-                    return Some(mailbox.mails[mailbox.taken - 1].data.clone());
-                }
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The first message addressed to `recipient` (case-insensitively), waiting up to `timeout`.
-    pub async fn wait_for_mail_to(&self, recipient: &str, timeout: Duration) -> Option<Mail> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let found = self
-                .messages()
-                .into_iter()
-                .find(|m| m.to.iter().any(|to| to.eq_ignore_ascii_case(recipient)));
-            if found.is_some() || Instant::now() >= deadline {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl SmtpSink {
     /// The first message to `recipient` whose `Subject:` line contains `subject` (accounts get
     /// more than one kind of mail: the verification mail comes first), waiting up to `timeout`.
     pub async fn wait_for_mail_about(
