@@ -206,6 +206,23 @@ pub enum Revocation {
 }
 
 impl Revocation {
+    /// The revocation a feed event describes: with `session_id` and `until`, that session;
+    /// otherwise the user's tokens below `security_version`.
+    pub fn of_event(
+        user: Uuid,
+        security_version: i64,
+        session_id: Option<Uuid>,
+        until: Option<i64>,
+    ) -> Self {
+        match (session_id, until) {
+            (Some(sid), Some(until)) => Self::Session { user, sid, until },
+            _ => Self::Version {
+                user,
+                sv: security_version,
+            },
+        }
+    }
+
     /// The user whose tokens it revokes.
     pub fn user(&self) -> Uuid {
         match self {

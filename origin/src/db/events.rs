@@ -22,17 +22,12 @@ pub struct SecurityEvent {
 
 impl SecurityEvent {
     pub fn revocation(&self) -> Revocation {
-        match (self.session_id, self.until) {
-            (Some(sid), Some(until)) => Revocation::Session {
-                user: self.user_id,
-                sid,
-                until,
-            },
-            _ => Revocation::Version {
-                user: self.user_id,
-                sv: self.security_version,
-            },
-        }
+        Revocation::of_event(
+            self.user_id,
+            self.security_version,
+            self.session_id,
+            self.until,
+        )
     }
 
     /// A session revocation whose tokens have all expired by `now` (Unix seconds) means

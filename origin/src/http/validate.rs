@@ -18,6 +18,27 @@ pub fn non_empty_query<T: DeserializeOwned>(raw: Option<&str>) -> ApiResult<T> {
     serde_urlencoded::from_str(&non_empty).map_err(|e| ApiError::validation("query", e.to_string()))
 }
 
+/// Default and largest page size of a list (SPEC §3).
+pub const LIMIT_DEFAULT: i64 = 20;
+pub const LIMIT_MAX: i64 = 100;
+
+/// The `limit` parameter of a list: 1–[`LIMIT_MAX`], [`LIMIT_DEFAULT`] when absent; a bad one
+/// is recorded in `check`.
+pub fn page_limit(check: &mut Check, raw: Option<&str>) -> i64 {
+    match raw {
+        None => LIMIT_DEFAULT,
+        Some(l) => check
+            .field(
+                "limit",
+                l.parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=LIMIT_MAX).contains(n))
+                    .ok_or("must be an integer from 1 to 100"),
+            )
+            .unwrap_or(LIMIT_DEFAULT),
+    }
+}
+
 /// An optional RFC 3339 timestamp parameter; a bad one is recorded in `check`.
 pub fn parse_time(
     check: &mut Check,

@@ -13,7 +13,7 @@ use crate::db::{self, users::UserRow};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Auth;
-use crate::http::validate::{non_empty_query, parse_time};
+use crate::http::validate::{non_empty_query, page_limit, parse_time};
 use crate::state::AppState;
 
 /// A page of users.
@@ -27,10 +27,6 @@ pub struct UserPage {
 
 /// Longest `q` accepted.
 const Q_MAX: usize = 100;
-/// Default and largest page size (SPEC §3).
-const LIMIT_DEFAULT: i64 = 20;
-const LIMIT_MAX: i64 = 100;
-
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -77,18 +73,7 @@ pub async fn list_users(
             )
             .unwrap_or(Sort::CreatedAsc),
     };
-    let limit = match query.limit.as_deref() {
-        None => LIMIT_DEFAULT,
-        Some(l) => check
-            .field(
-                "limit",
-                l.parse::<i64>()
-                    .ok()
-                    .filter(|n| (1..=LIMIT_MAX).contains(n))
-                    .ok_or("must be an integer from 1 to 100"),
-            )
-            .unwrap_or(LIMIT_DEFAULT),
-    };
+    let limit = page_limit(&mut check, query.limit.as_deref());
     let is_active = match query.is_active.as_deref() {
         None => None,
         Some("true") => Some(true),

@@ -17,12 +17,8 @@ use crate::db::{self, audit::Event, sessions::SessionRow, users::rfc3339};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, SessionIdPath, UserId};
-use crate::http::validate::non_empty_query;
+use crate::http::validate::{non_empty_query, page_limit};
 use crate::state::AppState;
-
-/// Default and largest page size.
-const LIMIT_DEFAULT: i64 = 20;
-const LIMIT_MAX: i64 = 100;
 
 /// One live session.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -127,18 +123,7 @@ async fn list(
 ) -> ApiResult<Json<SessionPage>> {
     let query: SessionQuery = non_empty_query(raw)?;
     let mut check = Check::default();
-    let limit = match query.limit.as_deref() {
-        None => LIMIT_DEFAULT,
-        Some(l) => check
-            .field(
-                "limit",
-                l.parse::<i64>()
-                    .ok()
-                    .filter(|n| (1..=LIMIT_MAX).contains(n))
-                    .ok_or("must be an integer from 1 to 100"),
-            )
-            .unwrap_or(LIMIT_DEFAULT),
-    };
+    let limit = page_limit(&mut check, query.limit.as_deref());
     check.finish()?;
     let cursor = match query.cursor.as_deref() {
         None => None,
