@@ -10,6 +10,10 @@ ALTER TABLE users
     -- The last verification or notice mail: at most one per account per EMAIL_RESEND_INTERVAL.
     ADD COLUMN email_mailed_at           timestamptz;
 
+-- The address a reset link was mailed to: completing the reset proves that address only if it
+-- is still the account's.
+ALTER TABLE password_reset_tokens ADD COLUMN email text;
+
 -- Single-use links mailed to an address: `verify` proves `email` is the account's address,
 -- `change_current` and `change_new` confirm the pending change to `email` from either side.
 CREATE TABLE email_tokens (

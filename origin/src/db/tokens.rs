@@ -141,19 +141,36 @@ pub async fn revoke_all_refresh(
     Ok(())
 }
 
+/// Stores a reset token for `user_id`, mailed to `email`.
 pub async fn insert_reset(
     db: &impl GenericClient,
     user_id: Uuid,
+    email: &str,
     digest: &[u8],
     ttl_secs: i64,
 ) -> Result<(), tokio_postgres::Error> {
     db.execute(
-        "INSERT INTO password_reset_tokens (token_hash, user_id, expires_at) \
-         VALUES ($1, $2, now() + make_interval(secs => $3))",
-        &[&digest, &user_id, &(ttl_secs as f64)],
+        "INSERT INTO password_reset_tokens (token_hash, user_id, email, expires_at) \
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        &[&digest, &user_id, &email, &(ttl_secs as f64)],
     )
     .await?;
     Ok(())
+}
+
+/// The address the reset token `digest` was mailed to (none for tokens from before it was
+/// recorded).
+pub async fn reset_recipient(
+    db: &impl GenericClient,
+    digest: &[u8],
+) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(db
+        .query_opt(
+            "SELECT email FROM password_reset_tokens WHERE token_hash = $1",
+            &[&digest],
+        )
+        .await?
+        .and_then(|r| r.get(0)))
 }
 
 /// The user a valid (unspent, unexpired) reset token belongs to.

@@ -307,3 +307,30 @@ async fn completing_a_password_reset_verifies_the_address() {
     let view = app.bearer(&pair.access_token).me().await.expect_json(200);
     assert_eq!(view["email_verified"], json!(true));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_mailed_to_an_address_the_account_has_left_verifies_nothing() {
+    let (app, user) = spawn_app_and_user().await;
+    nth_mail_to(&app, &user.email, 1).await;
+    app.request_reset(&user.email).await.expect_status(202);
+    let reset = nth_mail_to(&app, &user.email, 2).await;
+    let token = reset_token_line(&reset.data).expect("a reset token");
+    // The address changed after the link was mailed (the race of a reset request with an
+    // e-mail change that a token of its own would otherwise survive).
+    let moved = format!("moved-{}", user.email);
+    app.db
+        .execute(
+            "UPDATE users SET email = $1 WHERE id = $2",
+            &[&moved, &user.id],
+        )
+        .await
+        .unwrap();
+
+    let new_password = other_strong_password();
+    app.complete_reset(&token, &new_password)
+        .await
+        .expect_status(204);
+
+    let pair = app.login(&user.username, &new_password).await;
+    assert_eq!(claim_verified(&pair.access_token), json!(false));
+}

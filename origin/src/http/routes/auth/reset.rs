@@ -76,7 +76,7 @@ async fn send_reset(state: &AppState, ctx: &Ctx, email: &Email) -> ApiResult<()>
         (ttl + 59) / 60
     );
     let tx = client.transaction().await?;
-    db::tokens::insert_reset(&tx, user.id, &digest, ttl).await?;
+    db::tokens::insert_reset(&tx, user.id, &user.email, &digest, ttl).await?;
     db::outbox::enqueue(&tx, &user.email, "Reset your password", &body).await?;
     db::audit::record(
         &tx,
@@ -136,18 +136,25 @@ pub async fn confirm_reset(
     let mut client = state.db.get().await?;
     let mut write = Write::begin(&mut client, &state.cache).await?;
     let tx = &write.tx;
+    let recipient = db::tokens::reset_recipient(tx, &digest).await?;
     if !db::tokens::spend_reset(tx, &digest, user_id).await? {
         return Err(ApiError::InvalidResetToken);
     }
+    let current = db::users::get_for_update(tx, user_id)
+        .await?
+        .ok_or(ApiError::InvalidResetToken)?;
     db::users::set_password(tx, user_id, &hash).await?;
-    // The token went to the account's current address (an address change spends every reset
-    // token), so following it proves that address.
-    db::email::set_verified(tx, user_id, true).await?;
+    // Following a link mailed to the account's current address proves that address; one
+    // mailed to an address the account has left since proves nothing about the new one.
+    let proves = recipient.is_some_and(|r| r.eq_ignore_ascii_case(&current.email));
+    if proves {
+        db::email::set_verified(tx, user_id, true).await?;
+    }
     revoke_sessions(tx, user_id).await?;
     db::audit::record(tx, &ctx, Event::own("password.reset", user_id)).await?;
-    if !user.email_verified {
+    if proves && !current.email_verified {
         let event = Event::own("email.verified", user_id)
-            .with(json!({"email": user.email, "via": "password_reset"}));
+            .with(json!({"email": current.email, "via": "password_reset"}));
         db::audit::record(tx, &ctx, event).await?;
     }
     if let Some(after) = db::users::get(tx, user_id).await? {
