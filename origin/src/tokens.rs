@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use crate::clock::now;
 use crate::db;
-use crate::db::users::{Principal, UserRow};
+use crate::db::principals::Principal;
+use crate::db::users::UserRow;
 use crate::state::AppState;
 
 /// Why a presented access token was not accepted.
@@ -99,8 +100,8 @@ pub async fn verify_access(
     // The connection goes back to the pool before the caller's next step (the rate limit).
     let client = state.db.get().await?;
     let principal = match sid {
-        None => db::users::principal(&client, user).await?,
-        Some(sid) => match db::users::principal_in_session(&client, user, sid).await? {
+        None => db::principals::principal(&client, user).await?,
+        Some(sid) => match db::principals::principal_in_session(&client, user, sid).await? {
             Some((_, check)) if !check.live => return Err(AccessError::Invalid),
             Some((principal, check)) => {
                 if check.stale {

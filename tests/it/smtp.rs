@@ -231,7 +231,7 @@ fn token_after(text: &str, marker: &str) -> Option<String> {
 
 /// The longest token after `marker` in any decoding of `raw`: an undecoded soft line break
 /// cuts a token short, it never lengthens one.
-fn longest_token_after(raw: &str, marker: &str) -> Option<String> {
+pub fn longest_token_after(raw: &str, marker: &str) -> Option<String> {
     decoded_texts(raw)
         .iter()
         .filter_map(|t| token_after(t, marker))

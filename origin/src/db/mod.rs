@@ -8,6 +8,7 @@ pub mod audit;
 pub mod email;
 pub mod events;
 pub mod outbox;
+pub mod principals;
 pub mod roles;
 pub mod sessions;
 pub mod tokens;

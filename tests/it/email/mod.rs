@@ -20,7 +20,7 @@ use crate::helpers::{
     spawn_app_and_user, unique_name,
 };
 use crate::jwt::jwt_parts;
-use crate::smtp::{Mail, decoded_texts, reset_token_line};
+use crate::smtp::{Mail, reset_token_line};
 
 mod change;
 mod resend;
@@ -71,18 +71,7 @@ fn subject_has(mail: &Mail, text: &str) -> bool {
 
 /// The longest token after `marker` in any decoding of the message.
 fn token_after(mail: &Mail, marker: &str) -> Option<String> {
-    decoded_texts(&mail.data)
-        .iter()
-        .filter_map(|text| {
-            let start = text.find(marker)? + marker.len();
-            let token: String = text[start..]
-                .trim_start_matches(' ')
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-                .collect();
-            (!token.is_empty()).then_some(token)
-        })
-        .max_by_key(String::len)
+    crate::smtp::longest_token_after(&mail.data, marker)
 }
 
 /// The token of a verification or change mail, asserted to be the same on its line and in

@@ -59,7 +59,7 @@ pub async fn refresh(
         .await?
         .filter(|u| u.is_active)
         .ok_or(ApiError::InvalidGrant)?;
-    let principal = db::users::principal(&tx, user.id)
+    let principal = db::principals::principal(&tx, user.id)
         .await?
         .ok_or(ApiError::InvalidGrant)?;
     let (refresh_ttl, access_ttl) = (

@@ -8,10 +8,10 @@
 //! - `profiles`: cached profile reads.
 //!
 //! Spin key-value has no expiry. Values that expire are stored in an envelope with their
-//! expiry time, read as absent once it has passed, and deleted by a sweep that one request in
-//! [`SWEEP_ONE_IN`] runs after answering. Nor has it an atomic increment: a rate-limit check
-//! is a read and then a write, so requests for one key that overlap in time may each see the
-//! same state and all pass. The limit is exact for sequential requests and can be exceeded by
+//! expiry time ([`kv`]), read as absent once it has passed, and deleted by a sweep that one
+//! request in [`SWEEP_ONE_IN`] runs after answering. Nor has it an atomic increment: a
+//! rate-limit check is a read and then a write, so requests for one key that overlap in time
+//! may each see the same state and all pass. The limit is exact for sequential requests and can be exceeded by
 //! at most the number of requests in flight for that key at once.
 //!
 //! Configuration comes from Spin variables: the names in [`SETTINGS`] in lower case.
@@ -31,7 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::future::{Either, join, join_all, join3, select};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FullBody, Request};
 use spin_sdk::http_service;
@@ -46,6 +46,10 @@ use users_core::ratelimit::{Decision, Quota, gcra};
 use users_core::token::{Jwks, KeySet};
 use users_core::wire::{BODY_MAX, Revocation};
 use uuid::Uuid;
+
+mod kv;
+
+use kv::{get_fresh, get_json, set_expiring, set_json, sweep};
 
 use crate::config::{EdgeConfig, SETTINGS};
 use crate::pipeline::{Client, Edge, declares_oversized_body, problem};
@@ -62,8 +66,6 @@ pub const STATE_STORE: &str = "default";
 pub const PROFILE_STORE: &str = "profiles";
 /// One request in this many sweeps expired entries from both stores.
 pub const SWEEP_ONE_IN: u64 = 256;
-/// Entries one sweep looks at, from a random starting point.
-const SWEEP_BATCH: usize = 256;
 /// Headers the Spin host adds to an incoming request; never forwarded.
 const HOST_HEADER_PREFIX: &str = "spin-";
 /// Headers outbound HTTP refuses (the authority comes from the URL).
@@ -282,72 +284,6 @@ async fn exchange(req: http::Request<Bytes>) -> Result<http::Response<Bytes>, Or
     // Only now, with the whole body read, may the request's transmission end.
     drop(transmitted);
     response
-}
-
-/// A value with an expiry time, since Spin key-value has none.
-#[derive(Serialize, Deserialize)]
-struct Expiring<T> {
-    expires_at_ms: i64,
-    value: T,
-}
-
-#[derive(Deserialize)]
-struct ExpiryOnly {
-    expires_at_ms: i64,
-}
-
-async fn get_json<T: DeserializeOwned>(store: &Store, key: &str) -> Option<T> {
-    let raw = store.get(key).await.ok()??;
-    serde_json::from_slice(&raw).ok()
-}
-
-async fn set_json<T: Serialize>(store: &Store, key: &str, value: &T) {
-    if let Ok(raw) = serde_json::to_vec(value) {
-        let _ = store.set(key, raw).await;
-    }
-}
-
-/// An expiring value, absent once expired.
-async fn get_fresh<T: DeserializeOwned>(store: &Store, key: &str, now_ms: i64) -> Option<T> {
-    let entry: Expiring<T> = get_json(store, key).await?;
-    (entry.expires_at_ms > now_ms).then_some(entry.value)
-}
-
-async fn set_expiring<T: Serialize>(store: &Store, key: &str, value: &T, expires_at_ms: i64) {
-    set_json(
-        store,
-        key,
-        &Expiring {
-            expires_at_ms,
-            value,
-        },
-    )
-    .await;
-}
-
-/// Deletes expired envelopes among a batch of keys starting at a random place.
-async fn sweep(store: &Store, now_ms: i64) {
-    let mut stream = store.get_keys().await;
-    let mut keys = Vec::new();
-    while let Some(key) = stream.next().await {
-        keys.push(key);
-    }
-    if keys.is_empty() {
-        return;
-    }
-    let start = (random::get_random_u64() % keys.len() as u64) as usize;
-    for key in keys
-        .iter()
-        .cycle()
-        .skip(start)
-        .take(SWEEP_BATCH.min(keys.len()))
-    {
-        if let Some(entry) = get_json::<ExpiryOnly>(store, key).await
-            && entry.expires_at_ms <= now_ms
-        {
-            let _ = store.delete(key).await;
-        }
-    }
 }
 
 /// Rate limits: GCRA state per key, read and written back (no atomic increment in Spin).
