@@ -1,5 +1,6 @@
 //! Building answers: JSON with an `ETag`, `201 Created` with `Location`, conditional reads
-//! (`304 Not Modified`), and the `RateLimit-*` headers of a quota decision.
+//! (`304 Not Modified`), `202 Accepted` with work after the answer, and the `RateLimit-*`
+//! headers of a quota decision.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +9,25 @@ use users_core::ratelimit::{Decision, Quota};
 use users_core::wire;
 
 use crate::ratelimit::Scope;
+
+/// `202 {"detail": detail}` for a request whose work (`work`, when the request named
+/// something to work on) runs on its own task after the answer, so the answer's body and
+/// timing say nothing about what the work found. A failure is logged as `what` failed.
+pub fn accepted_then<F, E>(detail: &'static str, what: &'static str, work: Option<F>) -> Response
+where
+    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    if let Some(work) = work {
+        tokio::spawn(async move {
+            if let Err(e) = work.await {
+                tracing::warn!(error = %e, "{what} failed");
+            }
+        });
+    }
+    let body = serde_json::json!({ "detail": detail });
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+}
 
 /// A JSON response with an `ETag`.
 pub fn with_etag(status: StatusCode, etag: &str, body: impl serde::Serialize) -> Response {

@@ -3,18 +3,17 @@
 //! link (the answer is the same whatever the address). The rules live in
 //! [`crate::verification`].
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
 use users_core::fields::Email;
 
 use crate::db::audit::Ctx;
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::JsonBody;
+use crate::http::respond::accepted_then;
 use crate::state::AppState;
 use crate::verification::{self, VerifyError};
 
@@ -96,13 +95,10 @@ pub async fn resend_verification(
         .required("email", body.email.as_deref())
         .and_then(|e| check.field("email", Email::parse(e)));
     check.finish()?;
-    if let Some(email) = email {
-        tokio::spawn(async move {
-            if let Err(e) = verification::resend(&state, &email).await {
-                tracing::warn!(error = %e, "verification resend failed");
-            }
-        });
-    }
-    let body = json!({"detail": "If an unverified account with that email address exists, a verification link has been sent to it."});
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    let work = email.map(|email| async move { verification::resend(&state, &email).await });
+    Ok(accepted_then(
+        "If an unverified account with that email address exists, a verification link has been sent to it.",
+        "a verification resend",
+        work,
+    ))
 }

@@ -2,10 +2,9 @@
 //! the address), `PUT /auth/password/reset/{token}` sets the new password and revokes every
 //! session. Completing a reset also verifies the address the link went to.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use users_core::fields::Email;
@@ -16,6 +15,7 @@ use crate::db::{self, audit::Ctx, audit::Event};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::JsonBody;
+use crate::http::respond::accepted_then;
 use crate::state::AppState;
 use crate::tokens;
 use crate::write::Write;
@@ -46,15 +46,12 @@ pub async fn request_reset(
         .required("email", body.email.as_deref())
         .and_then(|e| check.field("email", Email::parse(e)));
     check.finish()?;
-    if let Some(email) = email {
-        tokio::spawn(async move {
-            if let Err(e) = send_reset(&state, &ctx, &email).await {
-                tracing::warn!(error = %e, "password reset request failed");
-            }
-        });
-    }
-    let body = json!({"detail": "If an account with that email address exists, a reset link has been sent to it."});
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    let work = email.map(|email| async move { send_reset(&state, &ctx, &email).await });
+    Ok(accepted_then(
+        "If an account with that email address exists, a reset link has been sent to it.",
+        "a password reset request",
+        work,
+    ))
 }
 
 async fn send_reset(state: &AppState, ctx: &Ctx, email: &Email) -> ApiResult<()> {
