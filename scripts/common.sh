@@ -6,7 +6,11 @@ TOOLS="${USERS_TOOLS_DIR:-$ROOT/.tools}"
 export PATH="$TOOLS/bin:$HOME/.cargo/bin:$PATH"
 NEXTEST_VERSION="0.9.143"
 
-log() { printf '==> %s\n' "$*" >&2; }
+# Every step is logged with the seconds since the outermost script started, so a slow phase
+# of a run shows in its log.
+USERS_T0="${USERS_T0:-$(date +%s)}"
+export USERS_T0
+log() { printf '==> [%5ss] %s\n' "$(($(date +%s) - USERS_T0))" "$*" >&2; }
 
 ensure_toolchain() {
   command -v rustup >/dev/null || { echo "rustup is required (https://rustup.rs)" >&2; exit 1; }
