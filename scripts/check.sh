@@ -15,10 +15,9 @@ python3 scripts/check-imports.py
 log "cargo clippy (host)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo clippy users-core and users-edge for wasm32-unknown-unknown and wasm32-wasip2"
-cargo clippy -p users-core --locked --target wasm32-unknown-unknown -- -D warnings
+# One run per target: the two crates share one resolution of their dependencies.
+cargo clippy -p users-core -p users-edge --locked --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p users-core -p users-edge --locked --target wasm32-wasip2 -- -D warnings
 cargo clippy -p users-core --locked --no-default-features --target wasm32-unknown-unknown -- -D warnings
-cargo clippy -p users-core --locked --target wasm32-wasip2 -- -D warnings
-cargo clippy -p users-edge --locked --target wasm32-unknown-unknown -- -D warnings
-cargo clippy -p users-edge --locked --target wasm32-wasip2 -- -D warnings
 log "unit tests"
 cargo nextest run --workspace --locked --lib --bins --no-fail-fast "$@"

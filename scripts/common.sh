@@ -34,8 +34,7 @@ ensure_stack() {
 
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
-    log "installing cargo-nextest $NEXTEST_VERSION into $TOOLS"
-    cargo install cargo-nextest --locked --version "$NEXTEST_VERSION" --root "$TOOLS"
+    tool_install cargo-nextest "$NEXTEST_VERSION" --locked
   fi
 }
 
@@ -90,6 +89,17 @@ ensure_prometheus() {
   fi
 }
 
+# Tools from crates.io are built for this machine only: without LTO and with parallel code
+# generation, which halves their build time; they do little work in a run.
+tool_install() { # crate version [cargo install flags...]
+  local crate="$1" version="$2"
+  shift 2
+  log "installing $crate $version into $TOOLS"
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_INCREMENTAL=false \
+    cargo install "$crate" --version "$version" --root "$TOOLS" "$@"
+}
+
 CARGO_FUZZ_VERSION="0.13.2"
 # The nightly toolchain libFuzzer's instrumentation needs (installed when absent) and
 # cargo-fuzz (crates.io) for scripts/fuzz.sh.
@@ -99,8 +109,7 @@ ensure_cargo_fuzz() {
     rustup toolchain install nightly --profile minimal
   fi
   if ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
-    log "installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS"
-    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$TOOLS"
+    tool_install cargo-fuzz "$CARGO_FUZZ_VERSION" --locked
   fi
 }
 
@@ -129,13 +138,11 @@ WASM_BINDGEN_VERSION="0.2.130"
 # worker-build and wasm-bindgen-cli (crates.io) and wrangler/esbuild/binaryen (npm, lockfile).
 ensure_worker_tools() {
   if ! "$TOOLS/bin/worker-build" --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
-    log "installing worker-build $WORKER_BUILD_VERSION into $TOOLS"
-    cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --root "$TOOLS"
+    tool_install worker-build "$WORKER_BUILD_VERSION" --locked
   fi
   if ! "$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
-    log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION into $TOOLS"
     # Not --locked: one locked dependency is missing from the registry mirror.
-    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$TOOLS"
+    tool_install wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
   fi
   if [ ! -x "$ROOT/node_modules/.bin/wrangler" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
     log "installing npm packages from package-lock.json"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: deploy manifests, the alerting rules (promtool), the fast checks
-# (scripts/check.sh: formatting, import rules, lints, unit tests), core for every target, then
-# every test (unit, property and end-to-end against a real PostgreSQL, nginx failover, the
-# Cloudflare edge under `wrangler dev` and the Spin component in the wasmtime test host, both
-# built first; the alerting rules in a real Prometheus) with nextest. Between them:
+# (scripts/check.sh: formatting, import rules, lints for the host and both wasm targets, unit
+# tests), then every test (unit, property and end-to-end against a real PostgreSQL, nginx
+# failover, the Cloudflare edge under `wrangler dev` and the Spin component in the wasmtime
+# test host, both built first in release, which also builds users-core for both wasm targets;
+# the alerting rules in a real Prometheus) with nextest. Between them:
 # schemathesis as the admin and as a plain user, and bounded fuzzing of the core parsers.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -22,10 +23,6 @@ scripts/check-alerts.sh
 
 # fmt, import rules, clippy for the host and both wasm targets, unit tests: the fast path.
 scripts/check.sh
-log "users-core builds for wasm32-unknown-unknown and wasm32-wasip2"
-cargo build -p users-core --locked --target wasm32-unknown-unknown
-cargo build -p users-core --locked --target wasm32-wasip2
-cargo build -p users-core --locked --no-default-features --target wasm32-unknown-unknown
 log "schemathesis against the live origin, as the admin and as a plain user"
 scripts/schemathesis.sh
 log "bounded coverage-guided fuzzing of the core parsers (cargo fuzz)"
