@@ -89,15 +89,14 @@ ensure_prometheus() {
   fi
 }
 
-# Tools from crates.io are built for this machine only: without LTO and with parallel code
-# generation, which halves their build time; they do little work in a run.
+# Tools from crates.io are built for this machine only, without LTO and with parallel code
+# generation: they do little work in a run, so their build time is what counts.
 tool_install() { # crate version [cargo install flags...]
   local crate="$1" version="$2"
   shift 2
   log "installing $crate $version into $TOOLS"
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_INCREMENTAL=false \
-    cargo install "$crate" --version "$version" --root "$TOOLS" "$@"
+    CARGO_PROFILE_RELEASE_DEBUG=false cargo install "$crate" --version "$version" --root "$TOOLS" "$@"
 }
 
 CARGO_FUZZ_VERSION="0.13.2"
