@@ -26,10 +26,10 @@ LAYERS = [
     ("startup", ["startup.rs"]),
     ("http", ["http/"]),
     ("domain", ["accounts.rs", "tokens.rs", "write.rs", "mail.rs", "monitor.rs",
-                "verification.rs"]),
+                "verification.rs", "mfa/"]),
     ("state", ["state.rs"]),
     ("infrastructure", ["hashing.rs", "cache.rs", "ratelimit.rs", "redis_store.rs",
-                        "metrics.rs", "keys.rs"]),
+                        "metrics.rs", "keys.rs", "mfa_keys.rs"]),
     ("db", ["db/"]),
     ("base", ["config.rs", "clock.rs", "fields.rs"]),
 ]

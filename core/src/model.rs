@@ -23,6 +23,9 @@ pub struct UserView {
     pub display_name: Option<String>,
     pub roles: Vec<String>,
     pub is_active: bool,
+    /// Whether the account has a confirmed second factor (SPEC §8).
+    #[serde(default)]
+    pub mfa_enabled: bool,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.

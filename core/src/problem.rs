@@ -30,6 +30,10 @@ pub enum ErrorCode {
     ValidationFailed,
     InvalidResetToken,
     InvalidEmailToken,
+    MfaRequired,
+    InvalidMfaToken,
+    InvalidMfaCode,
+    MfaEnrolmentRequired,
     RateLimited,
     Overloaded,
     Unavailable,
@@ -38,7 +42,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 27] = [
         Self::MalformedRequest,
         Self::InvalidCursor,
         Self::Unauthenticated,
@@ -58,6 +62,10 @@ impl ErrorCode {
         Self::ValidationFailed,
         Self::InvalidResetToken,
         Self::InvalidEmailToken,
+        Self::MfaRequired,
+        Self::InvalidMfaToken,
+        Self::InvalidMfaCode,
+        Self::MfaEnrolmentRequired,
         Self::RateLimited,
         Self::Overloaded,
         Self::Unavailable,
@@ -86,6 +94,10 @@ impl ErrorCode {
             Self::ValidationFailed => "validation-failed",
             Self::InvalidResetToken => "invalid-reset-token",
             Self::InvalidEmailToken => "invalid-email-token",
+            Self::MfaRequired => "mfa-required",
+            Self::InvalidMfaToken => "invalid-mfa-token",
+            Self::InvalidMfaCode => "invalid-mfa-code",
+            Self::MfaEnrolmentRequired => "mfa-enrolment-required",
             Self::RateLimited => "rate-limited",
             Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
@@ -115,6 +127,10 @@ impl ErrorCode {
             Self::ValidationFailed => "Validation failed",
             Self::InvalidResetToken => "Invalid or expired reset token",
             Self::InvalidEmailToken => "Invalid or expired verification token",
+            Self::MfaRequired => "Second factor required",
+            Self::InvalidMfaToken => "Invalid MFA token",
+            Self::InvalidMfaCode => "Invalid second-factor code",
+            Self::MfaEnrolmentRequired => "Second factor required for this permission",
             Self::RateLimited => "Too many requests",
             Self::Overloaded => "Server busy",
             Self::Unavailable => "Service unavailable",
@@ -137,8 +153,14 @@ impl ErrorCode {
             Self::Unauthenticated
             | Self::InvalidToken
             | Self::InvalidCredentials
-            | Self::InvalidGrant => 401,
-            Self::Forbidden | Self::RegistrationDisabled | Self::EmailUnverified => 403,
+            | Self::InvalidGrant
+            | Self::MfaRequired
+            | Self::InvalidMfaToken => 401,
+            Self::Forbidden
+            | Self::RegistrationDisabled
+            | Self::EmailUnverified
+            | Self::InvalidMfaCode
+            | Self::MfaEnrolmentRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
@@ -168,6 +190,11 @@ impl ErrorCode {
                 "Verify your e-mail address first: follow the link in the verification mail, or ask for a new one."
             }
             Self::InvalidEmailToken => "The verification token is invalid, spent or expired.",
+            Self::MfaRequired => {
+                "The password is right; prove the second factor at POST /auth/mfa/verify with the mfa_token."
+            }
+            Self::InvalidMfaToken => "The mfa_token is invalid, spent or expired: log in again.",
+            Self::InvalidMfaCode => "The code is wrong, already used or expired.",
             Self::NotFound => "The requested resource does not exist.",
             Self::MethodNotAllowed => "This method is not supported on this resource.",
             Self::PreconditionFailed => "The resource has changed since the If-Match version.",
@@ -211,6 +238,12 @@ pub struct Problem {
     pub detail: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldProblem>,
+    /// `/problems/mfa-required` only: the single-use token to present at `POST /auth/mfa/verify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
+    /// `/problems/mfa-required` only: the ways the second factor may be proved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
 }
 
 impl Problem {
@@ -222,11 +255,20 @@ impl Problem {
             status,
             detail: detail.into(),
             errors: Vec::new(),
+            mfa_token: None,
+            methods: Vec::new(),
         }
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldProblem>) -> Self {
         self.errors = errors;
+        self
+    }
+
+    /// The step-up challenge of `/problems/mfa-required`: its token and the accepted methods.
+    pub fn with_mfa_challenge(mut self, mfa_token: String, methods: &[&str]) -> Self {
+        self.mfa_token = Some(mfa_token);
+        self.methods = methods.iter().map(|m| (*m).to_owned()).collect();
         self
     }
 }
@@ -258,10 +300,14 @@ mod tests {
             ErrorCode::ValidationFailed => 16,
             ErrorCode::InvalidResetToken => 17,
             ErrorCode::InvalidEmailToken => 18,
-            ErrorCode::RateLimited => 19,
-            ErrorCode::Overloaded => 20,
-            ErrorCode::Unavailable => 21,
-            ErrorCode::Internal => 22,
+            ErrorCode::MfaRequired => 19,
+            ErrorCode::InvalidMfaToken => 20,
+            ErrorCode::InvalidMfaCode => 21,
+            ErrorCode::MfaEnrolmentRequired => 22,
+            ErrorCode::RateLimited => 23,
+            ErrorCode::Overloaded => 24,
+            ErrorCode::Unavailable => 25,
+            ErrorCode::Internal => 26,
         }
     }
 
@@ -317,6 +363,10 @@ mod tests {
             (E::ValidationFailed, 422),
             (E::InvalidResetToken, 400),
             (E::InvalidEmailToken, 400),
+            (E::MfaRequired, 401),
+            (E::InvalidMfaToken, 401),
+            (E::InvalidMfaCode, 403),
+            (E::MfaEnrolmentRequired, 403),
             (E::RateLimited, 429),
             (E::Overloaded, 503),
             (E::Unavailable, 503),
@@ -345,6 +395,10 @@ mod tests {
                 | E::ValidationFailed
                 | E::InvalidResetToken
                 | E::InvalidEmailToken
+                | E::MfaRequired
+                | E::InvalidMfaToken
+                | E::InvalidMfaCode
+                | E::MfaEnrolmentRequired
                 | E::RateLimited
                 | E::Overloaded
                 | E::Unavailable

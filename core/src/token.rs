@@ -49,7 +49,18 @@ pub struct AccessClaims {
     /// Whether the user's e-mail address was verified at issue time (SPEC §6).
     #[serde(default)]
     pub email_verified: bool,
+    /// How the login was proved (RFC 8176): `pwd`, and `otp` or `rc` after a second factor
+    /// (SPEC §8). Absent on tokens issued before second factors existed: `pwd` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
+
+/// `amr` value of a password (RFC 8176 §2).
+pub const AMR_PASSWORD: &str = "pwd";
+/// `amr` value of a one-time password (RFC 8176 §2): a TOTP code.
+pub const AMR_OTP: &str = "otp";
+/// `amr` value of a recovery code (SPEC §8).
+pub const AMR_RECOVERY_CODE: &str = "rc";
 
 /// `aud` as RFC 7519 allows it: one string or several.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +353,7 @@ mod tests {
             sv: 3,
             sid: Some(Uuid::from_u128(9)),
             email_verified: true,
+            amr: vec![AMR_PASSWORD.into(), AMR_OTP.into()],
         }
     }
 

@@ -229,6 +229,7 @@ mod tests {
             display_name: None,
             roles: vec![],
             is_active: true,
+            mfa_enabled: false,
             created_at: String::new(),
             updated_at: String::new(),
             version,

@@ -67,6 +67,19 @@ pub struct Config {
     pub limits: LimitConfig,
     /// Which peers may tell the client address.
     pub proxies: ProxyConfig,
+    /// Second factors.
+    pub mfa: MfaConfig,
+}
+
+/// Second factors (SPEC §8).
+#[derive(Debug, Clone)]
+pub struct MfaConfig {
+    /// `MFA_REQUIRED_ROLES`: comma-separated role names whose permissions need a token proved
+    /// with a TOTP code (`otp` in `amr`). Default: none.
+    pub required_roles: Vec<String>,
+    /// `MFA_ISSUER`: the issuer an authenticator app shows beside the account (default: the host
+    /// of `PUBLIC_URL`).
+    pub issuer: String,
 }
 
 /// What an account whose address is not verified may do (`UNVERIFIED_POLICY`).
@@ -154,6 +167,10 @@ pub struct KeyConfig {
     pub signing_key_file: Option<PathBuf>,
     /// `VERIFY_KEYS_FILE`: a JWKS of further public keys accepted (key rotation).
     pub verify_keys_file: Option<PathBuf>,
+    /// `MFA_ENCRYPTION_KEY_FILE`: the keys sealing TOTP secrets and keying recovery-code
+    /// hashes, one base64url 32-byte key per line, the current one first (older lines still
+    /// open what they sealed). Unset: a key is generated once and kept in `DATA_DIR`.
+    pub mfa_key_file: Option<PathBuf>,
     /// `DATA_DIR`: local state directory (default `.data`).
     pub data_dir: PathBuf,
 }
@@ -302,6 +319,7 @@ impl Config {
         let keys = KeyConfig {
             signing_key_file: r.get("SIGNING_KEY_FILE").map(PathBuf::from),
             verify_keys_file: r.get("VERIFY_KEYS_FILE").map(PathBuf::from),
+            mfa_key_file: r.get("MFA_ENCRYPTION_KEY_FILE").map(PathBuf::from),
             data_dir: PathBuf::from(r.get("DATA_DIR").unwrap_or_else(|| ".data".into())),
         };
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -377,6 +395,29 @@ impl Config {
                 )),
             }
         }
+        let mut required_roles = Vec::new();
+        for item in r
+            .get("MFA_REQUIRED_ROLES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match users_core::fields::RoleName::parse(item) {
+                Ok(name) => required_roles.push(name.as_str().to_owned()),
+                Err(_) => r
+                    .problems
+                    .push(format!("MFA_REQUIRED_ROLES: {item:?} is not a role name")),
+            }
+        }
+        let host = public_url
+            .split_once("://")
+            .map_or(public_url.as_str(), |(_, rest)| rest);
+        let host = host.split(['/', ':']).next().unwrap_or(host).to_owned();
+        let mfa = MfaConfig {
+            required_roles,
+            issuer: r.get("MFA_ISSUER").unwrap_or(host),
+        };
         let edge_secret = r.get("EDGE_SHARED_SECRET");
         if edge_secret.as_ref().is_some_and(|s| s.len() < 16) {
             r.problems
@@ -408,6 +449,7 @@ impl Config {
             redis,
             limits,
             proxies,
+            mfa,
         })
     }
 }

@@ -16,7 +16,8 @@ pub struct Keys {
     pub verify: KeySet,
 }
 
-fn parse_seed(text: &str) -> anyhow::Result<[u8; 32]> {
+/// A base64url 32-byte key (padding tolerated).
+pub(crate) fn parse_seed(text: &str) -> anyhow::Result<[u8; 32]> {
     let raw = URL_SAFE_NO_PAD
         .decode(text.trim().trim_end_matches('='))
         .map_err(|_| anyhow::anyhow!("not base64url"))?;
@@ -24,7 +25,8 @@ fn parse_seed(text: &str) -> anyhow::Result<[u8; 32]> {
         .map_err(|_| anyhow::anyhow!("the seed must be 32 bytes"))
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes a new file readable by its owner only (`0600`); fails if it exists.
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -10,10 +10,11 @@
 //! - Domain services, without HTTP: [`accounts`] (account rules, revoking sessions),
 //!   [`tokens`] (issuing and verifying), [`write`] (transactions with their cache updates),
 //!   [`mail`] (the outbox sender), [`monitor`] (readiness, Redis fallback and outbox gauges),
-//!   [`verification`] (e-mail verification and e-mail changes).
+//!   [`verification`] (e-mail verification and e-mail changes), [`mfa`] (second factors).
 //! - [`state`]: the shared state handed to handlers.
 //! - Infrastructure, each with its own error type: [`hashing`] (Argon2id in a bounded pool),
-//!   [`cache`], [`ratelimit`], [`redis_store`], [`metrics`] (the registry), [`keys`]; and
+//!   [`cache`], [`ratelimit`], [`redis_store`], [`metrics`] (the registry), [`keys`],
+//!   [`mfa_keys`] (sealing second factors); and
 //!   [`db`], the queries, one module per table.
 //! - [`config`], [`clock`] (the only clock read) and [`fields`] (collecting field problems).
 
@@ -28,6 +29,8 @@ pub mod http;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
+pub mod mfa;
+pub mod mfa_keys;
 pub mod monitor;
 pub mod ratelimit;
 pub mod redis_store;

@@ -40,6 +40,8 @@ pub enum Scope {
     AuthIp,
     User,
     LoginFailures,
+    /// An account's budget of wrong second-factor codes (SPEC §8).
+    MfaGuesses,
 }
 
 impl Scope {
@@ -48,6 +50,7 @@ impl Scope {
             Self::AuthIp => wire::SCOPE_AUTH_IP,
             Self::User => wire::SCOPE_USER,
             Self::LoginFailures => "login-failures",
+            Self::MfaGuesses => "mfa-guesses",
         }
     }
 }

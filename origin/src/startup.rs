@@ -92,6 +92,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         migrate(&config).await?;
         let keys = crate::keys::load(&config.keys)?;
+        let mfa_keys = crate::mfa_keys::MfaKeys::load(&config.keys)?;
         let metrics = crate::metrics::Metrics::new()?;
         let hasher = Hasher::new(&config.hashing, metrics.hash_rejections.clone())?;
         let expect = Expectations {
@@ -133,6 +134,7 @@ impl Application {
             );
         }
         let state = AppState {
+            mfa_keys: Arc::new(mfa_keys),
             redis,
             cache: Arc::new(cache),
             limiter: Arc::new(limiter),
@@ -236,7 +238,7 @@ async fn bootstrap_admin(state: &AppState) -> anyhow::Result<()> {
     password::check(admin.password.expose(), identity)
         .map_err(|e| anyhow::anyhow!("ADMIN_PASSWORD {e}"))?;
     let mut client = state.db.get().await?;
-    if db::users::get_by_login(&client, username.as_str())
+    if db::users::get_by_login(&client, username.as_str(), &[])
         .await?
         .is_some()
         || db::users::get_by_email(&client, email.as_str())

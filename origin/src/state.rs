@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::hashing::Hasher;
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::mfa_keys::MfaKeys;
 use crate::ratelimit::Limiter;
 use crate::redis_store::Redis;
 
@@ -20,6 +21,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub hasher: Arc<Hasher>,
     pub keys: Arc<Keys>,
+    /// The keys of second factors.
+    pub mfa_keys: Arc<MfaKeys>,
     pub expect: Arc<Expectations>,
     pub metrics: Arc<Metrics>,
     /// Present when `REDIS_URL` is set.

@@ -14,13 +14,15 @@ use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 use users_core::model::TokenResponse;
 use users_core::perms::Permission;
-use users_core::token::{AccessClaims, Audience};
+use users_core::token::{AMR_OTP, AccessClaims, Audience};
 use uuid::Uuid;
 
 use crate::clock::now;
 use crate::db;
+use crate::db::audit::{Ctx, Event};
 use crate::db::principals::Principal;
-use crate::db::users::UserRow;
+use crate::db::sessions::{NewLogin, Origin};
+use crate::db::users::{Grants, UserRow};
 use crate::state::AppState;
 
 /// Why a presented access token was not accepted.
@@ -50,25 +52,28 @@ pub fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// A token pair for `user` in session `sid`: an access token signed with its roles, `perms`,
-/// security version, session and e-mail state, and a new refresh token with the digest the
-/// caller stores.
+/// A token pair for `user` in session `sid` proved by `amr`: an access token signed with its
+/// roles, the permissions of `grants` such a token may use, security version, session and
+/// e-mail state, and a new refresh token with the digest the caller stores.
 pub fn token_pair(
     state: &AppState,
     user: &UserRow,
-    perms: BTreeSet<Permission>,
+    grants: &Grants,
     sid: Uuid,
+    amr: &[&str],
 ) -> (TokenResponse, Vec<u8>) {
+    let perms = grants.usable(amr.contains(&AMR_OTP));
     let claims = AccessClaims {
         iss: state.config.tokens.issuer.clone(),
         aud: Audience::One(state.config.tokens.audience.clone()),
         sub: user.id,
         jti: Uuid::now_v7().to_string(),
         roles: user.roles.clone(),
-        perms: perms.into_iter().collect(),
+        perms: perms.iter().copied().collect(),
         sv: user.security_version,
         sid: Some(sid),
         email_verified: user.email_verified,
+        amr: amr.iter().map(|m| (*m).to_owned()).collect(),
     };
     let ttl = state.config.tokens.access_ttl;
     let access_token = state.keys.signer.sign(claims, now(), ttl);
@@ -82,12 +87,55 @@ pub fn token_pair(
     (tokens, digest)
 }
 
-/// The account behind a presented access token, with the permissions it holds now, and the
-/// token's session. A token of a revoked session is refused like a revoked token.
-pub async fn verify_access(
+/// Opens a session for `user` proved by `amr` from `origin`, with its first token pair and
+/// the audit entry `login.succeeded` (with `details` and the session id), in one statement on
+/// `db`. `None` when the account is gone or inactive.
+#[allow(clippy::too_many_arguments)]
+pub async fn open_session(
     state: &AppState,
-    token: &str,
-) -> Result<(Principal, Option<Uuid>), AccessError> {
+    db: &impl db::GenericClient,
+    ctx: &Ctx,
+    user: &UserRow,
+    grants: &Grants,
+    amr: &[&str],
+    origin: &Origin,
+    mut details: serde_json::Value,
+) -> Result<Option<TokenResponse>, tokio_postgres::Error> {
+    let session_id = Uuid::now_v7();
+    let (tokens, digest) = token_pair(state, user, grants, session_id, amr);
+    if let Some(map) = details.as_object_mut() {
+        map.insert("session_id".into(), session_id.to_string().into());
+    }
+    let audit = Event::own("login.succeeded", user.id).with(details);
+    let login = NewLogin {
+        session_id,
+        user_id: user.id,
+        refresh_digest: &digest,
+        refresh_ttl: state.config.tokens.refresh_ttl,
+        access_ttl: state.config.tokens.access_ttl,
+        origin,
+        amr,
+    };
+    Ok(db::sessions::open(db, &login, ctx, audit)
+        .await?
+        .then_some(tokens))
+}
+
+/// The caller behind a verified access token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The permissions the token may use now.
+    pub perms: BTreeSet<Permission>,
+    /// Those its roles grant but only to a token proved with a TOTP code.
+    pub withheld: BTreeSet<Permission>,
+    /// The token's session.
+    pub session: Option<Uuid>,
+}
+
+/// The account behind a presented access token, with the permissions it may use now, and the
+/// token's session. A token of a revoked session is refused like a revoked token.
+pub async fn verify_access(state: &AppState, token: &str) -> Result<Caller, AccessError> {
     let verified = state
         .keys
         .verify
@@ -97,11 +145,13 @@ pub async fn verify_access(
             AccessError::Invalid
         })?;
     let (user, sid) = (verified.claims.sub, verified.claims.sid);
+    let otp = verified.claims.amr.iter().any(|m| m == AMR_OTP);
+    let roles = &state.config.mfa.required_roles;
     // The connection goes back to the pool before the caller's next step (the rate limit).
     let client = state.db.get().await?;
     let principal = match sid {
-        None => db::principals::principal(&client, user).await?,
-        Some(sid) => match db::principals::principal_in_session(&client, user, sid).await? {
+        None => db::principals::principal(&client, user, roles).await?,
+        Some(sid) => match db::principals::principal_in_session(&client, user, sid, roles).await? {
             Some((_, check)) if !check.live => return Err(AccessError::Invalid),
             Some((principal, check)) => {
                 if check.stale {
@@ -116,7 +166,12 @@ pub async fn verify_access(
     if !principal.is_active || verified.claims.sv != principal.security_version {
         return Err(AccessError::Invalid);
     }
-    Ok((principal, sid))
+    Ok(Caller {
+        perms: principal.grants.usable(otp).clone(),
+        withheld: principal.grants.withheld(otp),
+        principal,
+        session: sid,
+    })
 }
 
 /// Stamps the session's `last_used_at` beside the request: the answer never waits on it.

@@ -86,7 +86,7 @@ async fn store_login(
         refresh_ttl: 60,
         access_ttl: 60,
         origin: &origin,
-        mfa: false,
+        amr: &["pwd"],
     };
     let stored = sessions::open(db, &login, &ctx, event).await.unwrap();
     let token_sql = "SELECT count(*) FROM refresh_tokens WHERE token_hash = $1";

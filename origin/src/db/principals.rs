@@ -3,14 +3,12 @@
 //! whether that session is still live. One round trip each, with statements prepared once per
 //! connection: this runs on every authenticated request.
 
-use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use users_core::perms::Permission;
 use uuid::Uuid;
 
 use super::GenericClient;
-use super::users::{PERMS, perms_of};
+use super::users::{Grants, PERMS, grants_of, perms_without_mfa};
 
 /// What authorising a request needs to know about its user.
 #[derive(Debug, Clone)]
@@ -18,23 +16,29 @@ pub struct Principal {
     pub id: Uuid,
     pub is_active: bool,
     pub security_version: i64,
-    pub perms: BTreeSet<Permission>,
+    /// What its roles grant, with and without the roles that need a second factor.
+    pub grants: Grants,
 }
 
+/// The principal `id`; `mfa_roles` are the roles of `MFA_REQUIRED_ROLES`.
 pub async fn principal(
     db: &impl GenericClient,
     id: Uuid,
+    mfa_roles: &[String],
 ) -> Result<Option<Principal>, tokio_postgres::Error> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!("SELECT u.is_active, u.security_version, {PERMS} FROM users u WHERE u.id = $1")
+        format!(
+            "SELECT u.is_active, u.security_version, {PERMS}, {} FROM users u WHERE u.id = $1",
+            perms_without_mfa(2)
+        )
     });
     let statement = db.prepare_cached(&SQL).await?;
-    let row = db.query_opt(&statement, &[&id]).await?;
+    let row = db.query_opt(&statement, &[&id, &mfa_roles]).await?;
     Ok(row.map(|r| Principal {
         id,
         is_active: r.get("is_active"),
         security_version: r.get("security_version"),
-        perms: perms_of(&r),
+        grants: grants_of(&r),
     }))
 }
 
@@ -52,23 +56,25 @@ pub async fn principal_in_session(
     db: &impl GenericClient,
     id: Uuid,
     sid: Uuid,
+    mfa_roles: &[String],
 ) -> Result<Option<(Principal, SessionCheck)>, tokio_postgres::Error> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT u.is_active, u.security_version, {PERMS}, \
+            "SELECT u.is_active, u.security_version, {PERMS}, {}, \
              (s.id IS NOT NULL AND s.revoked_at IS NULL) AS session_live, \
              coalesce(s.last_used_at < now() - interval '5 minutes', false) AS session_stale \
-             FROM users u LEFT JOIN sessions s ON s.id = $2 AND s.user_id = u.id WHERE u.id = $1"
+             FROM users u LEFT JOIN sessions s ON s.id = $2 AND s.user_id = u.id WHERE u.id = $1",
+            perms_without_mfa(3)
         )
     });
     let statement = db.prepare_cached(&SQL).await?;
-    let row = db.query_opt(&statement, &[&id, &sid]).await?;
+    let row = db.query_opt(&statement, &[&id, &sid, &mfa_roles]).await?;
     Ok(row.map(|r| {
         let principal = Principal {
             id,
             is_active: r.get("is_active"),
             security_version: r.get("security_version"),
-            perms: perms_of(&r),
+            grants: grants_of(&r),
         };
         let check = SessionCheck {
             live: r.get("session_live"),

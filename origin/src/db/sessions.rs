@@ -32,7 +32,9 @@ pub struct NewLogin<'a> {
     pub refresh_ttl: i64,
     pub access_ttl: i64,
     pub origin: &'a Origin,
-    pub mfa: bool,
+    /// How the login was proved (`pwd`, then `otp` or `rc`): `mfa` is whether a second
+    /// factor was.
+    pub amr: &'a [&'a str],
 }
 
 /// Records `login` if its user is still active; `false` (and nothing stored) when the account
@@ -47,9 +49,9 @@ pub async fn open(
         .prepare_cached(
             "WITH session AS (\
                INSERT INTO sessions (id, user_id, expires_at, access_expires_at, ip, user_agent, \
-                                     country, mfa) \
+                                     country, mfa, amr) \
                SELECT $1, u.id, now() + make_interval(secs => $4), \
-                      now() + make_interval(secs => $5), $6, $7, $8, $9 \
+                      now() + make_interval(secs => $5), $6, $7, $8, cardinality($9::text[]) > 1, $9 \
                FROM users u WHERE u.id = $2 AND u.is_active RETURNING id, user_id, expires_at), \
              token AS (\
                INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at) \
@@ -70,7 +72,7 @@ pub async fn open(
                 &login.origin.ip,
                 &login.origin.user_agent,
                 &login.origin.country,
-                &login.mfa,
+                &login.amr,
                 &Uuid::now_v7(),
                 &event.actor,
                 &event.action,
@@ -85,19 +87,19 @@ pub async fn open(
 }
 
 /// Stamps a refresh of `id`: used now, and its newest tokens' expiry. `None` when the session
-/// is revoked or gone; else whether it was opened with a second factor.
+/// is revoked or gone; else how its login was proved (`amr`).
 pub async fn refreshed(
     db: &impl GenericClient,
     id: Uuid,
     refresh_ttl: i64,
     access_ttl: i64,
-) -> Result<Option<bool>, tokio_postgres::Error> {
+) -> Result<Option<Vec<String>>, tokio_postgres::Error> {
     let statement = db
         .prepare_cached(
             "UPDATE sessions SET last_used_at = now(), \
              expires_at = now() + make_interval(secs => $2), \
              access_expires_at = now() + make_interval(secs => $3) \
-             WHERE id = $1 AND revoked_at IS NULL RETURNING mfa",
+             WHERE id = $1 AND revoked_at IS NULL RETURNING amr",
         )
         .await?;
     Ok(db

@@ -16,12 +16,71 @@ use super::GenericClient;
 
 const COLUMNS: &str = "u.id, u.username, u.email, u.email_verified, u.pending_email, \
      u.pending_current_confirmed, u.pending_new_confirmed, u.display_name, u.is_active, \
-     u.security_version, u.version, u.created_at, u.updated_at, \
+     u.mfa_enabled, u.security_version, u.version, u.created_at, u.updated_at, \
      ARRAY(SELECT ur.role_name FROM user_roles ur WHERE ur.user_id = u.id ORDER BY ur.role_name) AS roles";
 
 /// A user's permissions through their roles, as the column `perms`.
 pub(super) const PERMS: &str = "ARRAY(SELECT DISTINCT p FROM user_roles ur JOIN roles r ON r.name = ur.role_name, \
      unnest(r.permissions) AS p WHERE ur.user_id = u.id) AS perms";
+
+/// A user's permissions without the roles of `MFA_REQUIRED_ROLES` (the text array parameter
+/// `$param`), as the column `perms_without_mfa`.
+pub(super) fn perms_without_mfa(param: usize) -> String {
+    format!(
+        "ARRAY(SELECT DISTINCT p FROM user_roles ur JOIN roles r ON r.name = ur.role_name, \
+         unnest(r.permissions) AS p WHERE ur.user_id = u.id \
+         AND NOT (ur.role_name = ANY(${param}::text[]))) AS perms_without_mfa"
+    )
+}
+
+/// What a user's roles grant: everything, and what is left without the roles whose
+/// permissions need a token proved with a TOTP code (`MFA_REQUIRED_ROLES`, SPEC §8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub all: BTreeSet<Permission>,
+    pub without_mfa: BTreeSet<Permission>,
+}
+
+impl Grants {
+    /// What a token may use: everything with `otp` in its `amr`, else the rest.
+    pub fn usable(&self, otp: bool) -> &BTreeSet<Permission> {
+        if otp { &self.all } else { &self.without_mfa }
+    }
+
+    /// What such a token holds only after a TOTP code.
+    pub fn withheld(&self, otp: bool) -> BTreeSet<Permission> {
+        self.all.difference(self.usable(otp)).copied().collect()
+    }
+}
+
+/// The [`Grants`] of a row with the columns `perms` and `perms_without_mfa`.
+pub(super) fn grants_of(r: &Row) -> Grants {
+    let without: Vec<String> = r.get("perms_without_mfa");
+    Grants {
+        all: perms_of(r),
+        without_mfa: without
+            .iter()
+            .filter_map(|p| Permission::parse(p))
+            .collect(),
+    }
+}
+
+/// The [`Grants`] of user `id` now (empty when there is no such user).
+pub async fn grants(
+    db: &impl GenericClient,
+    id: Uuid,
+    mfa_roles: &[String],
+) -> Result<Grants, tokio_postgres::Error> {
+    let sql = format!(
+        "SELECT {PERMS}, {} FROM users u WHERE u.id = $1",
+        perms_without_mfa(2)
+    );
+    Ok(db
+        .query_opt(&sql, &[&id, &mfa_roles])
+        .await?
+        .map(|r| grants_of(&r))
+        .unwrap_or_default())
+}
 
 /// A user row (without the password hash).
 #[derive(Debug, Clone)]
@@ -36,6 +95,7 @@ pub struct UserRow {
     pub pending_confirmed: (bool, bool),
     pub display_name: Option<String>,
     pub is_active: bool,
+    pub mfa_enabled: bool,
     pub security_version: i64,
     pub version: i64,
     pub created_at: OffsetDateTime,
@@ -57,6 +117,7 @@ impl From<Row> for UserRow {
             ),
             display_name: r.get("display_name"),
             is_active: r.get("is_active"),
+            mfa_enabled: r.get("mfa_enabled"),
             security_version: r.get("security_version"),
             version: r.get("version"),
             created_at: r.get("created_at"),
@@ -87,6 +148,7 @@ impl UserRow {
             display_name: self.display_name.clone(),
             roles: self.roles.clone(),
             is_active: self.is_active,
+            mfa_enabled: self.mfa_enabled,
             created_at: rfc3339(self.created_at),
             updated_at: rfc3339(self.updated_at),
             version: self.version,
@@ -119,7 +181,7 @@ pub struct Credentials {
     pub user: UserRow,
     pub password_hash: String,
     /// What its roles grant now, for the access token a successful login signs.
-    pub perms: BTreeSet<Permission>,
+    pub grants: Grants,
 }
 
 /// A user with the password hash and permissions, found by username or email
@@ -127,23 +189,28 @@ pub struct Credentials {
 pub async fn get_by_login(
     db: &impl GenericClient,
     login: &str,
+    mfa_roles: &[String],
 ) -> Result<Option<Credentials>, tokio_postgres::Error> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT {COLUMNS}, u.password_hash, {PERMS} FROM users u \
-             WHERE u.username = lower($1) OR lower(u.email) = lower($1) LIMIT 1"
+            "SELECT {COLUMNS}, u.password_hash, {PERMS}, {} FROM users u \
+             WHERE u.username = lower($1) OR lower(u.email) = lower($1) LIMIT 1",
+            perms_without_mfa(2)
         )
     });
     let statement = db.prepare_cached(&SQL).await?;
-    Ok(db.query_opt(&statement, &[&login]).await?.map(|r| {
-        let password_hash: String = r.get("password_hash");
-        let perms = perms_of(&r);
-        Credentials {
-            user: UserRow::from(r),
-            password_hash,
-            perms,
-        }
-    }))
+    Ok(db
+        .query_opt(&statement, &[&login, &mfa_roles])
+        .await?
+        .map(|r| {
+            let password_hash: String = r.get("password_hash");
+            let grants = grants_of(&r);
+            Credentials {
+                user: UserRow::from(r),
+                password_hash,
+                grants,
+            }
+        }))
 }
 
 pub async fn get_by_email(

@@ -13,6 +13,7 @@ use crate::accounts::AccountError;
 use crate::fields::Invalid;
 use crate::hashing::HashError;
 use crate::http::respond::quota_headers;
+use crate::mfa::MfaError;
 use crate::ratelimit::Limited;
 use crate::tokens::AccessError;
 
@@ -77,6 +78,16 @@ pub enum ApiError {
     InvalidEmailToken,
     /// 429: a rate limit or a login lock-out; `Retry-After` says when to come back, and the
     /// quota's `RateLimit-*` headers when a quota refused it.
+    /// `401` `/problems/mfa-required`: the password was right, the second factor is next. On
+    /// the OAuth2 form path (`oauth`): `400` with the RFC 6749 error `mfa_required`.
+    #[error("second factor required")]
+    MfaRequired { mfa_token: String, oauth: bool },
+    #[error("invalid mfa token")]
+    InvalidMfaToken,
+    #[error("invalid second-factor code")]
+    InvalidMfaCode,
+    #[error("{0}")]
+    MfaEnrolmentRequired(String),
     #[error("rate limited")]
     RateLimited(Limited),
     /// 503: the hashing queue is full.
@@ -121,6 +132,10 @@ impl ApiError {
             Self::Validation(_) => ErrorCode::ValidationFailed,
             Self::InvalidResetToken => ErrorCode::InvalidResetToken,
             Self::InvalidEmailToken => ErrorCode::InvalidEmailToken,
+            Self::MfaRequired { .. } => ErrorCode::MfaRequired,
+            Self::InvalidMfaToken => ErrorCode::InvalidMfaToken,
+            Self::InvalidMfaCode => ErrorCode::InvalidMfaCode,
+            Self::MfaEnrolmentRequired(_) => ErrorCode::MfaEnrolmentRequired,
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Overloaded => ErrorCode::Overloaded,
             Self::Unavailable(_) => ErrorCode::Unavailable,
@@ -135,6 +150,7 @@ impl ApiError {
             Self::Malformed(d)
             | Self::Forbidden(d)
             | Self::Conflict(d)
+            | Self::MfaEnrolmentRequired(d)
             | Self::UnsupportedMediaType(d) => d.clone(),
             Self::Validation(errors) => format!("{} field(s) are invalid.", errors.len()),
             Self::RateLimited(limited) => wire::rate_limited_detail(limited.retry_after_secs),
@@ -166,6 +182,13 @@ impl From<ErrorCode> for ApiError {
             ErrorCode::ValidationFailed => Self::validation("body", "is invalid"),
             ErrorCode::InvalidResetToken => Self::InvalidResetToken,
             ErrorCode::InvalidEmailToken => Self::InvalidEmailToken,
+            ErrorCode::MfaRequired => Self::MfaRequired {
+                mfa_token: String::new(),
+                oauth: false,
+            },
+            ErrorCode::InvalidMfaToken => Self::InvalidMfaToken,
+            ErrorCode::InvalidMfaCode => Self::InvalidMfaCode,
+            ErrorCode::MfaEnrolmentRequired => Self::MfaEnrolmentRequired(code.detail().into()),
             ErrorCode::RateLimited => Self::RateLimited(Limited {
                 scope: crate::ratelimit::Scope::User,
                 retry_after_secs: 1,
@@ -189,6 +212,9 @@ impl IntoResponse for ApiError {
         let status =
             StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let detail = self.detail();
+        if let Self::MfaRequired { mfa_token, oauth } = self {
+            return mfa_challenge(mfa_token, oauth, detail);
+        }
         let limited = match &self {
             Self::RateLimited(limited) => Some(*limited),
             _ => None,
@@ -307,6 +333,58 @@ impl From<AccessError> for ApiError {
             AccessError::Invalid => Self::InvalidToken,
             AccessError::Query(e) => e.into(),
             AccessError::Pool(e) => e.into(),
+        }
+    }
+}
+
+/// The login step-up's answer: it carries a credential, so nothing may store it.
+fn mfa_challenge(mfa_token: String, oauth: bool, detail: String) -> Response {
+    let methods = &crate::mfa::METHODS;
+    let (status, media, body) = if oauth {
+        // RFC 6749 §5.2: an error of the token endpoint is a 400 JSON object.
+        let body = serde_json::json!({
+            "error": "mfa_required",
+            "error_description": detail,
+            "mfa_token": mfa_token,
+            "methods": methods,
+        });
+        (
+            StatusCode::BAD_REQUEST,
+            "application/json",
+            body.to_string(),
+        )
+    } else {
+        let code = ErrorCode::MfaRequired;
+        let problem =
+            Problem::new(code, code.status(), detail).with_mfa_challenge(mfa_token, methods);
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        (StatusCode::UNAUTHORIZED, PROBLEM_JSON, body)
+    };
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+impl From<MfaError> for ApiError {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::InvalidCode => Self::InvalidMfaCode,
+            MfaError::InvalidToken => Self::InvalidMfaToken,
+            MfaError::Guessing(secs) => Self::RateLimited(Limited {
+                scope: crate::ratelimit::Scope::MfaGuesses,
+                retry_after_secs: secs,
+                quota: None,
+            }),
+            MfaError::WrongPassword => Self::Forbidden(e.to_string()),
+            MfaError::AlreadyEnabled => Self::Conflict(e.to_string()),
+            MfaError::NotFound => Self::NotFound,
+            MfaError::AccountGone => Self::InvalidToken,
+            MfaError::Hash(e) => e.into(),
+            MfaError::Query(e) => e.into(),
+            MfaError::Pool(e) => e.into(),
+            MfaError::Internal(e) => Self::Internal(anyhow::anyhow!(e)),
         }
     }
 }

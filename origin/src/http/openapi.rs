@@ -21,7 +21,7 @@ use crate::state::AppState;
     components(schemas(Problem, FieldProblem, users_core::model::UserView, users_core::model::RoleView,
                        users_core::model::TokenResponse, users_core::perms::Permission)),
     modifiers(&Conventions),
-    tags((name = "auth"), (name = "users"), (name = "sessions"), (name = "roles"), (name = "operations"))
+    tags((name = "auth"), (name = "users"), (name = "sessions"), (name = "mfa"), (name = "roles"), (name = "operations"))
 )]
 struct ApiDoc;
 

@@ -281,6 +281,7 @@ impl World {
             sv,
             sid,
             email_verified: false,
+            amr: Vec::new(),
         };
         self.signer
             .sign(claims, self.edge.platform.now.get() / 1000, 900)

@@ -23,8 +23,11 @@ use crate::tokens;
 #[derive(Debug, Clone)]
 pub struct Auth {
     pub user_id: Uuid,
-    /// Permissions held now (from the database, not the token).
+    /// Permissions the token may use now (from the database, not the token).
     pub perms: BTreeSet<Permission>,
+    /// Permissions the user's roles grant only to a token proved with a TOTP code
+    /// (`MFA_REQUIRED_ROLES`): asking for one of these is `403` `mfa-enrolment-required`.
+    pub withheld: BTreeSet<Permission>,
     /// The session the token belongs to (absent on tokens issued before sessions existed).
     pub session: Option<Uuid>,
     pub ctx: Ctx,
@@ -39,10 +42,16 @@ impl Auth {
         self.user_id == id
     }
 
-    /// `403` unless the caller holds `perm`.
+    /// `403` unless the caller holds `perm` (`mfa-enrolment-required` when only a token
+    /// proved with a TOTP code would).
     pub fn require(&self, perm: Permission) -> ApiResult<()> {
         if self.has(perm) {
             Ok(())
+        } else if self.withheld.contains(&perm) {
+            Err(ApiError::MfaEnrolmentRequired(format!(
+                "The {perm} permission needs a login with a second factor: enrol one at \
+                 POST /users/me/mfa/totp, then log in again."
+            )))
         } else {
             Err(ApiError::forbidden(format!(
                 "This requires the {perm} permission."
@@ -56,7 +65,7 @@ impl Auth {
     pub fn require_on(&self, target: Option<Uuid>, perm: Permission) -> ApiResult<()> {
         if target.is_some_and(|t| self.is(t)) || self.has(perm) {
             Ok(())
-        } else if self.has(Permission::UsersRead) {
+        } else if self.has(Permission::UsersRead) || self.withheld.contains(&perm) {
             self.require(perm)
         } else {
             Err(ApiError::NotFound)
@@ -77,16 +86,17 @@ impl FromRequestParts<AppState> for Auth {
             BearerError::Malformed => ApiError::InvalidToken,
             BearerError::NotBearer => ApiError::Unauthenticated,
         })?;
-        let (principal, session) = tokens::verify_access(state, token).await?;
-        let key = format!("user:{}", principal.id);
+        let caller = tokens::verify_access(state, token).await?;
+        let key = format!("user:{}", caller.principal.id);
         state
             .limiter
             .limit(Scope::User, &key, state.config.limits.user)
             .await?;
         Ok(Self {
-            user_id: principal.id,
-            perms: principal.perms,
-            session,
+            user_id: caller.principal.id,
+            perms: caller.perms,
+            withheld: caller.withheld,
+            session: caller.session,
             ctx: request_ctx(parts),
         })
     }

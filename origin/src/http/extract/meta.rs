@@ -87,3 +87,15 @@ impl FromRequestParts<AppState> for Origin {
         Ok(login_origin(parts))
     }
 }
+
+/// [`login_origin`] as an extractor.
+#[derive(Debug, Clone)]
+pub struct LoginOrigin(pub Origin);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for LoginOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(login_origin(parts)))
+    }
+}

@@ -16,5 +16,5 @@ pub use body::{
     BODY_LIMIT, JsonBody, OptionalJsonBody, from_value, media_type, parse_json, parse_json_uniform,
     read_body,
 };
-pub use meta::{ClientIp, FromEdge, login_origin};
-pub use path::{RoleNamePath, SessionIdPath, UserId};
+pub use meta::{ClientIp, FromEdge, LoginOrigin, login_origin};
+pub use path::{FactorIdPath, RoleNamePath, SessionIdPath, UserId};

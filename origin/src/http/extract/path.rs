@@ -1,5 +1,5 @@
 //! Typed path parameters: [`UserId`] is the `{id}` segment as a UUID, [`SessionIdPath`] the
-//! `{sid}` segment as one, [`RoleNamePath`] the `{name}` segment as a role name. A segment that cannot be one names nothing (`404`), so no
+//! `{sid}` segment as one, [`FactorIdPath`] a factor's `{id}`, [`RoleNamePath`] the `{name}` segment as a role name. A segment that cannot be one names nothing (`404`), so no
 //! hostile segment reaches a query.
 
 use axum::extract::{FromRequestParts, Path};
@@ -37,6 +37,20 @@ impl FromRequestParts<AppState> for SessionIdPath {
         Uuid::parse_str(&raw)
             .map(Self)
             .map_err(|_| ApiError::NotFound)
+    }
+}
+
+/// The `{id}` path segment of a `/users/me/mfa/totp/{id}/confirm` route: a factor id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactorIdPath(pub Uuid);
+
+impl FromRequestParts<AppState> for FactorIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        UserId::from_request_parts(parts, state)
+            .await
+            .map(|UserId(id)| Self(id))
     }
 }
 

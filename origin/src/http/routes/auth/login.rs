@@ -2,8 +2,11 @@
 //! the same `401`, in the same time, whether or not the account exists; failures are throttled
 //! per identifier. A login PostgreSQL could not compare (NUL) is looked up as no account: the
 //! same `401`, after the same dummy verification.
-
-use std::collections::BTreeSet;
+//!
+//! The right password of an account with a second factor gets no tokens: a `401`
+//! `/problems/mfa-required` with a single-use `mfa_token` for `POST /auth/mfa/verify` (the
+//! OAuth2 form path: the RFC 6749 error `{"error": "mfa_required", "mfa_token": …}`). A wrong
+//! password looks the same whether or not the account has one.
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -11,16 +14,18 @@ use serde::Deserialize;
 use serde_json::json;
 use users_core::model::TokenResponse;
 use users_core::password;
+use users_core::problem::Problem;
 use users_core::text;
-use uuid::Uuid;
+use users_core::token::AMR_PASSWORD;
 
 use crate::config::UnverifiedPolicy;
-use crate::db::{self, audit::Ctx, audit::Event, sessions::NewLogin};
+use crate::db::{self, audit::Ctx, audit::Event, users::Grants};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{login_origin, media_type, parse_json_uniform, read_body};
+use crate::mfa;
 use crate::state::AppState;
-use crate::tokens::token_pair;
+use crate::tokens;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginJson {
@@ -36,7 +41,7 @@ pub struct LoginForm {
 }
 
 /// `POST /auth/login`: JSON `{login, password}` or the OAuth2 password form.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body(content((LoginJson = "application/json"), (LoginForm = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Tokens", body = TokenResponse)))]
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body(content((LoginJson = "application/json"), (LoginForm = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Tokens", body = TokenResponse), (status = 401, description = "Invalid credentials, or the password was right and the second factor is next (`/problems/mfa-required` with `mfa_token`)", body = Problem, content_type = "application/problem+json")))]
 pub async fn login(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -47,6 +52,7 @@ pub async fn login(
     let origin = login_origin(&parts);
     let req = Request::from_parts(parts, body);
     let bytes = read_body(req, &state).await?;
+    let form = media.as_deref() == Some("application/x-www-form-urlencoded");
     let (login, password) = match media.as_deref() {
         Some("application/json") => {
             let b: LoginJson = parse_json_uniform(&bytes)?;
@@ -86,12 +92,15 @@ pub async fn login(
     state.hasher.admit()?;
     // No pooled connection is held while hashing: a busy hashing queue must not starve the pool.
     let found = match text::storable(&login) {
-        Ok(login) => db::users::get_by_login(&state.db.get().await?, login).await?,
+        Ok(login) => {
+            let roles = &state.config.mfa.required_roles;
+            db::users::get_by_login(&state.db.get().await?, login, roles).await?
+        }
         Err(_) => None,
     };
-    let (user, hash, perms) = match found {
-        Some(c) => (Some(c.user), Some(c.password_hash), c.perms),
-        None => (None, None, BTreeSet::new()),
+    let (user, hash, grants) = match found {
+        Some(c) => (Some(c.user), Some(c.password_hash), c.grants),
+        None => (None, None, Grants::default()),
     };
     let verification = state.hasher.verify(password, hash).await?;
     let client = state.db.get().await?;
@@ -120,21 +129,26 @@ pub async fn login(
         db::audit::record(&client, &ctx, event).await?;
         return Err(ApiError::EmailUnverified);
     }
-    let session_id = Uuid::now_v7();
-    let (tokens, digest) = token_pair(&state, &user, perms, session_id);
-    let audit = Event::own("login.succeeded", user.id).with(json!({"session_id": session_id}));
-    let login = NewLogin {
-        session_id,
-        user_id: user.id,
-        refresh_digest: &digest,
-        refresh_ttl: state.config.tokens.refresh_ttl,
-        access_ttl: state.config.tokens.access_ttl,
-        origin: &origin,
-        mfa: false,
-    };
-    if !db::sessions::open(&client, &login, &ctx, audit).await? {
-        // Deleted or deactivated while its password was being checked.
-        return Err(ApiError::InvalidCredentials);
+    // The right password of an account with a second factor: no tokens yet, a challenge.
+    if user.mfa_enabled {
+        let mfa_token = mfa::challenge(&client, &ctx, user.id).await?;
+        return Err(ApiError::MfaRequired {
+            mfa_token,
+            oauth: form,
+        });
     }
-    Ok(Json(tokens))
+    let amr = [AMR_PASSWORD];
+    let opened = tokens::open_session(
+        &state,
+        &client,
+        &ctx,
+        &user,
+        &grants,
+        &amr,
+        &origin,
+        json!({}),
+    )
+    .await?;
+    // None: deleted or deactivated while its password was being checked.
+    opened.map(Json).ok_or(ApiError::InvalidCredentials)
 }

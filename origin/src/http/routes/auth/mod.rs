@@ -5,9 +5,11 @@
 //! - [`session`]: refresh-token rotation and logout.
 //! - [`reset`]: the password-reset mail and its confirmation.
 //! - [`email`]: e-mail verification and the confirmations of an e-mail change.
+//! - [`mfa`]: `POST /auth/mfa/verify`, the second step of a login with a second factor.
 
 pub mod email;
 pub mod login;
+pub mod mfa;
 pub mod register;
 pub mod reset;
 pub mod session;
@@ -23,6 +25,7 @@ use crate::state::AppState;
     paths(
         register::register,
         login::login,
+        mfa::verify_mfa,
         session::refresh,
         session::logout,
         reset::request_reset,
@@ -32,6 +35,7 @@ use crate::state::AppState;
     ),
     components(schemas(
         reset::Accepted,
+        mfa::VerifyMfaBody,
         email::VerifyBody,
         email::ResendBody,
         email::ResendAccepted
@@ -43,6 +47,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/register", post(register::register))
         .route("/auth/login", post(login::login))
+        .route("/auth/mfa/verify", post(mfa::verify_mfa))
         .route("/auth/refresh", post(session::refresh))
         .route("/auth/logout", post(session::logout))
         .route("/auth/password/reset", post(reset::request_reset))

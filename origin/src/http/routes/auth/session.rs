@@ -59,21 +59,18 @@ pub async fn refresh(
         .await?
         .filter(|u| u.is_active)
         .ok_or(ApiError::InvalidGrant)?;
-    let principal = db::principals::principal(&tx, user.id)
-        .await?
-        .ok_or(ApiError::InvalidGrant)?;
+    let grants = db::users::grants(&tx, user.id, &state.config.mfa.required_roles).await?;
     let (refresh_ttl, access_ttl) = (
         state.config.tokens.refresh_ttl,
         state.config.tokens.access_ttl,
     );
-    // The family is the session: a revoked session refreshes no more.
-    if db::sessions::refreshed(&tx, family, refresh_ttl, access_ttl)
+    // The family is the session: a revoked session refreshes no more. Its tokens keep how
+    // its login was proved.
+    let amr = db::sessions::refreshed(&tx, family, refresh_ttl, access_ttl)
         .await?
-        .is_none()
-    {
-        return Err(ApiError::InvalidGrant);
-    }
-    let (tokens, digest) = token_pair(&state, &user, principal.perms, family);
+        .ok_or(ApiError::InvalidGrant)?;
+    let amr: Vec<&str> = amr.iter().map(String::as_str).collect();
+    let (tokens, digest) = token_pair(&state, &user, &grants, family, &amr);
     let token = NewRefresh::new(user.id, family, &digest, refresh_ttl);
     db::tokens::insert_refresh(&tx, &token).await?;
     tx.commit().await?;

@@ -8,17 +8,19 @@
 //! - [`create`]: `POST /users`. [`list`]: `GET /users`. [`delete`]: `DELETE /users/{id}`.
 //! - [`update`]: `PUT` and `PATCH /users/{id}`. [`roles`]: granting and revoking one role.
 //! - [`sessions`]: listing and ending a user's sessions.
+//! - [`mfa`]: enrolling, disabling and resetting a second factor, new recovery codes.
 
 pub mod create;
 pub mod delete;
 pub mod list;
+pub mod mfa;
 pub mod read;
 pub mod roles;
 pub mod sessions;
 pub mod update;
 
 use axum::Router;
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
 
@@ -40,13 +42,23 @@ use crate::state::AppState;
         sessions::revoke_mine,
         sessions::revoke_of,
         sessions::revoke_many_mine,
-        sessions::revoke_many_of
+        sessions::revoke_many_of,
+        mfa::enrol,
+        mfa::confirm,
+        mfa::disable,
+        mfa::regenerate_codes,
+        mfa::reset
     ),
     components(schemas(
         sessions::SessionView,
         sessions::SessionPage,
         sessions::Revoked,
         list::UserPage,
+        mfa::EnrolBody,
+        mfa::PendingFactor,
+        mfa::CodeBody,
+        mfa::ProofBody,
+        mfa::RecoveryCodes,
         create::CreateBody,
         update::UserReplace,
         update::UserPatch
@@ -75,6 +87,11 @@ pub fn router() -> Router<AppState> {
             get(sessions::list_of).delete(sessions::revoke_many_of),
         )
         .route("/users/{id}/sessions/{sid}", delete(sessions::revoke_of))
+        .route("/users/me/mfa", delete(mfa::disable))
+        .route("/users/me/mfa/totp", post(mfa::enrol))
+        .route("/users/me/mfa/totp/{id}/confirm", post(mfa::confirm))
+        .route("/users/me/mfa/recovery-codes", post(mfa::regenerate_codes))
+        .route("/users/{id}/mfa", delete(mfa::reset))
         .route(
             "/users/{id}/roles/{name}",
             put(roles::grant_role).delete(roles::revoke_role),
