@@ -44,6 +44,7 @@ mod faults;
 mod helpers;
 mod hostile;
 mod jwt;
+mod mfa;
 mod nginx;
 mod observability;
 mod ops;

@@ -15,7 +15,7 @@ use crate::smtp::{reset_token_line, reset_token_link};
 const MAIL_WAIT: Duration = Duration::from_secs(10);
 
 /// Requests a reset for `user` and returns the token from the mail.
-async fn mailed_token(app: &TestApp, user: &TestUser) -> String {
+pub(crate) async fn mailed_token(app: &TestApp, user: &TestUser) -> String {
     app.request_reset(&user.email).await.expect_status(202);
     let mail = app
         .smtp

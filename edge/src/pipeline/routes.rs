@@ -61,6 +61,10 @@ pub fn classify(method: &Method, path: &str) -> Route {
         (&Method::PUT | &Method::PATCH | &Method::DELETE, ["users", id, ..]) => {
             target(id).map_or(Route::Other, Route::UserWrite)
         }
+        // Enrolling, confirming and new recovery codes: confirming changes `mfa_enabled`.
+        (&Method::POST, ["users", id, "mfa", ..]) => {
+            target(id).map_or(Route::Other, Route::UserWrite)
+        }
         _ => Route::Other,
     }
 }
@@ -90,6 +94,15 @@ mod tests {
             classify(&Method::PUT, &format!("/users/{id}/roles/admin")),
             Route::UserWrite(Target::Id(id))
         );
+        assert_eq!(
+            classify(&Method::POST, &format!("/users/me/mfa/totp/{id}/confirm")),
+            Route::UserWrite(Target::Me)
+        );
+        assert_eq!(
+            classify(&Method::DELETE, &format!("/users/{id}/mfa")),
+            Route::UserWrite(Target::Id(id))
+        );
+        assert_eq!(classify(&Method::POST, "/auth/mfa/verify"), Route::Auth);
         assert_eq!(classify(&Method::GET, "/users"), Route::Other);
         assert_eq!(classify(&Method::GET, "/users/not-a-uuid"), Route::Other);
         assert_eq!(classify(&Method::GET, "/v1x/users/me"), Route::Other);

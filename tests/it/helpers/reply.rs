@@ -161,9 +161,12 @@ fn assert_problem_parts(status: u16, content_type: &str, body: &Value, expected:
     );
     assert!(body["detail"].is_string(), "detail; body {body}");
     let allowed = ["type", "title", "status", "detail", "errors", "instance"];
+    // The login step-up's challenge carries its token and methods (SPEC §8).
+    let challenge = ["mfa_token", "methods"];
     for key in body.as_object().expect("an object").keys() {
         assert!(
-            allowed.contains(&key.as_str()),
+            allowed.contains(&key.as_str())
+                || (code == "mfa-required" && challenge.contains(&key.as_str())),
             "unexpected member {key}; body {body}"
         );
     }
