@@ -286,7 +286,7 @@ pub async fn challenge_failed(
 pub async fn budget(db: &impl GenericClient, user_id: Uuid) -> Result<f64, tokio_postgres::Error> {
     Ok(db
         .query_opt(
-            "SELECT least($2, budget + extract(epoch FROM now() - at)::float8 / $3) \
+            "SELECT least($2::float8, budget + extract(epoch FROM now() - at)::float8 / $3::float8) \
              FROM mfa_failures WHERE user_id = $1",
             &[&user_id, &FAILURE_BUDGET, &FAILURE_REFILL_SECS],
         )
@@ -300,9 +300,9 @@ pub async fn spend_budget(
     user_id: Uuid,
 ) -> Result<(), tokio_postgres::Error> {
     db.execute(
-        "INSERT INTO mfa_failures (user_id, budget, at) VALUES ($1, $2 - 1, now()) \
-         ON CONFLICT (user_id) DO UPDATE SET at = now(), budget = greatest(0, least($2, \
-           mfa_failures.budget + extract(epoch FROM now() - mfa_failures.at)::float8 / $3) - 1)",
+        "INSERT INTO mfa_failures (user_id, budget, at) VALUES ($1, $2::float8 - 1, now()) \
+         ON CONFLICT (user_id) DO UPDATE SET at = now(), budget = greatest(0, least($2::float8, \
+           mfa_failures.budget + extract(epoch FROM now() - mfa_failures.at)::float8 / $3::float8) - 1)",
         &[&user_id, &FAILURE_BUDGET, &FAILURE_REFILL_SECS],
     )
     .await?;

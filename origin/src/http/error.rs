@@ -337,6 +337,11 @@ impl From<AccessError> for ApiError {
     }
 }
 
+/// Marks an error answer that is an RFC 6749 §5.2 error object, not a problem: the problem
+/// middleware passes it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct OAuthError;
+
 /// The login step-up's answer: it carries a credential, so nothing may store it.
 fn mfa_challenge(mfa_token: String, oauth: bool, detail: String) -> Response {
     let methods = &crate::mfa::METHODS;
@@ -364,6 +369,9 @@ fn mfa_challenge(mfa_token: String, oauth: bool, detail: String) -> Response {
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if oauth {
+        res.extensions_mut().insert(OAuthError);
+    }
     res
 }
 
