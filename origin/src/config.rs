@@ -414,9 +414,14 @@ impl Config {
             .split_once("://")
             .map_or(public_url.as_str(), |(_, rest)| rest);
         let host = host.split(['/', ':']).next().unwrap_or(host).to_owned();
+        let issuer = r.get("MFA_ISSUER").unwrap_or(host);
+        if issuer.contains(':') || issuer.is_empty() {
+            r.problems
+                .push("MFA_ISSUER: must be non-empty and hold no ':'".into());
+        }
         let mfa = MfaConfig {
             required_roles,
-            issuer: r.get("MFA_ISSUER").unwrap_or(host),
+            issuer,
         };
         let edge_secret = r.get("EDGE_SHARED_SECRET");
         if edge_secret.as_ref().is_some_and(|s| s.len() < 16) {

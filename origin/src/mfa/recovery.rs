@@ -8,6 +8,7 @@ use rand::Rng as _;
 pub const COUNT: usize = 10;
 /// Characters per code: 16 × 5 bits = 80 bits.
 pub const LEN: usize = 16;
+const _: () = assert!(LEN * 5 >= 80, "at least 80 bits per code (SPEC §8)");
 const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// A fresh set, formatted for display (`ABCD-EFGH-IJKL-MNOP`).
@@ -54,7 +55,6 @@ mod tests {
             assert_eq!(code.len(), LEN + 3, "{code}");
             assert_eq!(normalise(code).unwrap().len(), LEN);
         }
-        assert!(LEN * 5 >= 80);
     }
 
     #[test]

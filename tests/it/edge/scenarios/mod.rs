@@ -13,7 +13,7 @@
 //! [`edge_scenarios!`] lists every scenario once, by theme: [`accounts`] (whole journeys
 //! through the edge), [`cache`] (profile caching and conditional reads), [`revocation`] (the
 //! origin's echo and the feed), [`limits`] (rate limits and the body limit), [`tokens`]
-//! (refused tokens), [`sessions`] (ending sessions through and beside the edge), [`outage`] (the origin cut or hanging), [`headers`] (forwarding headers,
+//! (refused tokens), [`sessions`] (ending sessions through and beside the edge), [`mfa`] (second factors through the edge), [`outage`] (the origin cut or hanging), [`headers`] (forwarding headers,
 //! security headers, request ids, internal endpoints), [`hostile`] (NUL, undecodable strings
 //! and the hostile-value sweep of every route).
 
@@ -35,6 +35,7 @@ pub mod cache;
 pub mod headers;
 pub mod hostile;
 pub mod limits;
+pub mod mfa;
 pub mod outage;
 pub mod revocation;
 pub mod sessions;
@@ -77,6 +78,8 @@ macro_rules! edge_scenarios {
             sessions::ending_a_session_through_the_edge_is_enforced_at_once,
             sessions::a_session_ended_at_the_origin_reaches_the_edge_within_the_sync_interval,
             sessions::a_client_cannot_claim_a_country,
+            mfa::the_mfa_journey_through_the_edge,
+            mfa::the_step_up_is_rate_limited_per_ip_at_the_edge,
         );
     };
     (@tests $runtime:expr; $($theme:ident :: $scenario:ident),+ $(,)?) => {

@@ -68,8 +68,9 @@ pub struct UserPatch {
 }
 
 /// Fields clients can see but never set.
-const READ_ONLY: [&str; 6] = [
+const READ_ONLY: [&str; 7] = [
     "id",
+    "mfa_enabled",
     "created_at",
     "updated_at",
     "version",
