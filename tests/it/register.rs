@@ -55,6 +55,7 @@ async fn register_returns_201_with_location_and_a_user_view() {
         "display_name",
         "roles",
         "is_active",
+        "mfa_enabled",
         "created_at",
         "updated_at",
         "version",

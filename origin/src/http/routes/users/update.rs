@@ -119,6 +119,8 @@ struct Desired {
     _pending_email: Value,
     #[serde(rename = "pending_email_confirmations", default)]
     _pending_email_confirmations: Value,
+    #[serde(rename = "mfa_enabled", default)]
+    _mfa_enabled: Value,
 }
 
 /// A validated change.
