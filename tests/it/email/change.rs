@@ -8,8 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Api as _, TestApp, TestUser, error_fields, spawn_app, unique_name};
 
 use super::{
-    assert_mail_count, audit_count, mails_to, nth_mail_to, nth_token_to, subject_has, verified,
-    verify,
+    assert_mail_count, mails_to, nth_mail_to, nth_token_to, subject_has, verified, verify,
 };
 
 /// A fresh address nobody has.
@@ -189,7 +188,7 @@ async fn racing_confirmations_commit_the_change_once() {
     b.expect_status(204);
     let done = app.as_user(&user).me().await.expect_json(200);
     assert_eq!(done["email"], json!(to));
-    assert_eq!(audit_count(&app, "email.changed", user.id).await, 1);
+    assert_eq!(app.audit_count("email.changed", user.id).await, 1);
     nth_mail_to(&app, &user.email, 3).await;
     assert_mail_count(&app, &user.email, 3).await;
     let notices = mails_to(&app, &user.email)

@@ -13,7 +13,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::helpers::{
     Api, PUBLIC_URL, Reply, TestApp, TestUser, account_json, other_strong_password, spawn_app,
@@ -116,15 +115,6 @@ async fn verified(app: &TestApp, user: TestUser) -> TestUser {
 /// The `email_verified` claim of an access token.
 fn claim_verified(access: &str) -> Value {
     jwt_parts(access).1["email_verified"].clone()
-}
-
-/// `count(*)` of the audit rows `action` on `target`.
-async fn audit_count(app: &TestApp, action: &str, target: Uuid) -> i64 {
-    app.count(
-        "SELECT count(*) FROM audit_log WHERE action = $1 AND target_id = $2",
-        &[&action, &target],
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,7 +228,7 @@ async fn a_second_verification_of_a_verified_address_revokes_nothing() {
     verify(&app, &second).await.expect_status(204);
 
     app.as_user(&user).me().await.expect_json(200);
-    assert_eq!(audit_count(&app, "email.verified", user.id).await, 1);
+    assert_eq!(app.audit_count("email.verified", user.id).await, 1);
 }
 
 /// An origin whose mail throttle lets a second mail through after a second.
@@ -256,7 +246,7 @@ async fn one_token_sent_twice_at_once_verifies_once() {
     let mut statuses = [a.status, b.status];
     statuses.sort_unstable();
     assert_eq!(statuses, [204, 400], "{a} / {b}");
-    assert_eq!(audit_count(&app, "email.verified", user.id).await, 1);
+    assert_eq!(app.audit_count("email.verified", user.id).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

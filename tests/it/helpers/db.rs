@@ -24,6 +24,15 @@ pub struct AuditRow {
 }
 
 impl TestApp {
+    /// `count(*)` of the audit rows `action` on `target`.
+    pub async fn audit_count(&self, action: &str, target: Uuid) -> i64 {
+        self.count(
+            "SELECT count(*) FROM audit_log WHERE action = $1 AND target_id = $2",
+            &[&action, &target],
+        )
+        .await
+    }
+
     /// The `count(*)` (or any `bigint`) that `sql` selects.
     pub async fn count(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> i64 {
         self.db

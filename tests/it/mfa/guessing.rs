@@ -63,12 +63,7 @@ async fn an_account_takes_ten_wrong_codes_then_429_even_for_the_right_one() {
         .send()
         .await;
     out.assert_problem(429, "rate-limited");
-    let rejected = app
-        .count(
-            "SELECT count(*) FROM audit_log WHERE action = 'mfa.code_rejected' AND target_id = $1",
-            &[&user.id],
-        )
-        .await;
+    let rejected = app.audit_count("mfa.code_rejected", user.id).await;
     assert_eq!(rejected, 10);
     // One refill later (6 minutes, moved back in the database) one more guess is allowed.
     app.db

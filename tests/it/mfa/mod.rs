@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use totp_rs::{Algorithm, Secret, TOTP};
 use uuid::Uuid;
 
-use crate::helpers::{Api, Reply, TestApp, TestUser, spawn_app, spawn_app_and_user};
+use crate::helpers::{Api, Reply, TestUser, spawn_app, spawn_app_and_user};
 use crate::jwt::jwt_parts;
 use crate::sessions::{ids, my_sessions, sid_of};
 
@@ -128,6 +128,18 @@ pub async fn challenge(api: &impl Api, user: &TestUser) -> String {
         .to_owned()
 }
 
+/// The OAuth2 password form login of `user`.
+pub async fn form_login(api: &impl Api, user: &TestUser) -> Reply {
+    api.post("/auth/login")
+        .form(&[
+            ("grant_type", "password"),
+            ("username", user.username.as_str()),
+            ("password", user.password.as_str()),
+        ])
+        .send()
+        .await
+}
+
 /// `POST /auth/mfa/verify`.
 pub async fn verify(api: &impl Api, mfa_token: &str, proof: Value) -> Reply {
     let mut body = proof;
@@ -147,14 +159,6 @@ pub fn with_tokens(user: &TestUser, tokens: &Value) -> TestUser {
         refresh: tokens["refresh_token"].as_str().unwrap().to_owned(),
         ..user.clone()
     }
-}
-
-async fn audit_count(app: &TestApp, action: &str, target: Uuid) -> i64 {
-    app.count(
-        "SELECT count(*) FROM audit_log WHERE action = $1 AND target_id = $2",
-        &[&action, &target],
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -255,7 +259,7 @@ async fn enrol_then_log_in_with_the_step_up() {
         "login.mfa_required",
         "mfa.code_rejected",
     ] {
-        assert!(audit_count(&app, action, user.id).await >= 1, "{action}");
+        assert!(app.audit_count(action, user.id).await >= 1, "{action}");
     }
 }
 
@@ -398,15 +402,7 @@ async fn a_recovery_code_works_once_in_any_case_and_spacing() {
 async fn the_oauth2_form_path_answers_the_challenge_as_an_rfc6749_error() {
     let (app, user) = spawn_app_and_user().await;
     let enrolled = enrol(&app, &user).await;
-    let out = app
-        .post("/auth/login")
-        .form(&[
-            ("grant_type", "password"),
-            ("username", user.username.as_str()),
-            ("password", user.password.as_str()),
-        ])
-        .send()
-        .await;
+    let out = form_login(&app, &user).await;
     assert_eq!(out.status, 400, "{out}");
     assert!(
         out.header("content-type")
@@ -480,7 +476,7 @@ async fn disabling_needs_a_code_or_a_recovery_code() {
         false
     );
     app.login(&user.username, &user.password).await;
-    assert_eq!(audit_count(&app, "mfa.disabled", user.id).await, 1);
+    assert_eq!(app.audit_count("mfa.disabled", user.id).await, 1);
     let none = app
         .count(
             "SELECT count(*) FROM mfa_recovery_codes WHERE user_id = $1",
@@ -527,7 +523,8 @@ async fn new_recovery_codes_replace_the_old_set() {
         .await
         .expect_json(200);
     assert_eq!(
-        audit_count(&app, "mfa.recovery_codes_regenerated", user.id).await,
+        app.audit_count("mfa.recovery_codes_regenerated", user.id)
+            .await,
         1
     );
 }

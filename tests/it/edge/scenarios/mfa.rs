@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{EdgeRuntime, stack};
 use crate::helpers::Api as _;
-use crate::mfa::{amr_of, challenge, code, enrol, verify, with_tokens, wrong_code};
+use crate::mfa::{amr_of, challenge, code, enrol, form_login, verify, with_tokens, wrong_code};
 
 /// Enrol, log in with the step-up and verify, all through the edge; the edge's cached profile
 /// shows `mfa_enabled` at once; an admin reset through the edge ends the user's sessions.
@@ -35,15 +35,7 @@ pub async fn the_mfa_journey_through_the_edge<R: EdgeRuntime>(rt: &R) {
     assert_eq!(amr_of(&verified.access), json!(["pwd", "otp"]));
     edge.as_user(&verified).me().await.expect_json(200);
 
-    let form = edge
-        .post("/auth/login")
-        .form(&[
-            ("grant_type", "password"),
-            ("username", user.username.as_str()),
-            ("password", user.password.as_str()),
-        ])
-        .send()
-        .await;
+    let form = form_login(&edge, &user).await;
     assert_eq!(form.status, 400, "{form}");
     assert_eq!(form.json()["error"], "mfa_required", "{form}");
 
