@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 ensure_worker_tools
-export WASM_BINDGEN_BIN="$TOOLS/bin/wasm-bindgen" ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild" \
+export WASM_BINDGEN_BIN="$CARGO_TOOLS/bin/wasm-bindgen" ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild" \
   WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 cd edge
 worker-build --release

@@ -3,7 +3,10 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${USERS_TOOLS_DIR:-$ROOT/.tools}"
-export PATH="$TOOLS/bin:$HOME/.cargo/bin:$PATH"
+# Pinned tools built from crates.io are kept per machine, not per checkout: each is checked by
+# its version and built only when that version is missing, so a fresh clone reuses them.
+CARGO_TOOLS="${USERS_CARGO_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/users-api/tools}"
+export PATH="$CARGO_TOOLS/bin:$TOOLS/bin:$HOME/.cargo/bin:$PATH"
 NEXTEST_VERSION="0.9.143"
 
 # Every step is logged with the seconds since the outermost script started, so a slow phase
@@ -94,9 +97,9 @@ ensure_prometheus() {
 tool_install() { # crate version [cargo install flags...]
   local crate="$1" version="$2"
   shift 2
-  log "installing $crate $version into $TOOLS"
+  log "installing $crate $version into $CARGO_TOOLS"
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    CARGO_PROFILE_RELEASE_DEBUG=false cargo install "$crate" --version "$version" --root "$TOOLS" "$@"
+    CARGO_PROFILE_RELEASE_DEBUG=false cargo install "$crate" --version "$version" --root "$CARGO_TOOLS" "$@"
 }
 
 CARGO_FUZZ_VERSION="0.13.2"
@@ -107,7 +110,7 @@ ensure_cargo_fuzz() {
     log "installing the nightly Rust toolchain (for cargo fuzz)"
     rustup toolchain install nightly --profile minimal
   fi
-  if ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  if ! "$CARGO_TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
     tool_install cargo-fuzz "$CARGO_FUZZ_VERSION" --locked
   fi
 }
@@ -136,10 +139,10 @@ WORKER_BUILD_VERSION="0.8.7"
 WASM_BINDGEN_VERSION="0.2.130"
 # worker-build and wasm-bindgen-cli (crates.io) and wrangler/esbuild/binaryen (npm, lockfile).
 ensure_worker_tools() {
-  if ! "$TOOLS/bin/worker-build" --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
+  if ! "$CARGO_TOOLS/bin/worker-build" --version 2>/dev/null | grep -q "$WORKER_BUILD_VERSION"; then
     tool_install worker-build "$WORKER_BUILD_VERSION" --locked
   fi
-  if ! "$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
+  if ! "$CARGO_TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
     # Not --locked: one locked dependency is missing from the registry mirror.
     tool_install wasm-bindgen-cli "$WASM_BINDGEN_VERSION"
   fi

@@ -12,7 +12,7 @@ cd "$ROOT"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 TARGETS=(token cursor merge_patch fields ratelimit wire)
 ensure_cargo_fuzz
-export PATH="$TOOLS/bin:$PATH"
+export PATH="$CARGO_TOOLS/bin:$PATH"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
