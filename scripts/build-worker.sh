@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Cloudflare Worker (edge/) into build/worker with worker-build, using pinned tools
-# from the registries: worker-build and wasm-bindgen-cli from crates.io (into .tools), esbuild
+# from the registries: worker-build and wasm-bindgen-cli from crates.io (into the per-machine tool cache), esbuild
 # and wasm-opt from npm (node_modules). Nothing is downloaded from elsewhere.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
