@@ -23,6 +23,7 @@ static SETUP: LazyLock<(KeySet, Expectations, String)> = LazyLock::new(|| {
         sv: 1,
         sid: Some(uuid::Uuid::from_u128(2)),
         email_verified: true,
+        amr: vec!["pwd".into(), "otp".into()],
     };
     let token = signer.sign(claims, NOW, 900);
     let expect = Expectations {
