@@ -20,9 +20,10 @@ use uuid::Uuid;
 use crate::clock::now;
 use crate::db;
 use crate::db::audit::{Ctx, Event};
+use crate::db::grants::Grants;
 use crate::db::principals::Principal;
 use crate::db::sessions::{NewLogin, Origin};
-use crate::db::users::{Grants, UserRow};
+use crate::db::users::UserRow;
 use crate::state::AppState;
 
 /// Why a presented access token was not accepted.

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod email;
 pub mod events;
+pub mod grants;
 pub mod mfa;
 pub mod outbox;
 pub mod principals;

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use uuid::Uuid;
 
 use super::GenericClient;
-use super::users::{Grants, PERMS, grants_of, perms_without_mfa};
+use super::grants::{Grants, PERMS, grants_of, perms_without_mfa};
 
 /// What authorising a request needs to know about its user.
 #[derive(Debug, Clone)]

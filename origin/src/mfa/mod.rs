@@ -446,7 +446,7 @@ pub async fn verify_login(
         .await?
         .filter(|u| u.is_active)
         .ok_or(MfaError::InvalidToken)?;
-    let grants = db::users::grants(&write.tx, user_id, &state.config.mfa.required_roles).await?;
+    let grants = db::grants::grants(&write.tx, user_id, &state.config.mfa.required_roles).await?;
     let amr = [AMR_PASSWORD, method];
     let details = json!({"method": method});
     let opened =

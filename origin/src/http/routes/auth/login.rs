@@ -19,7 +19,7 @@ use users_core::text;
 use users_core::token::AMR_PASSWORD;
 
 use crate::config::UnverifiedPolicy;
-use crate::db::{self, audit::Ctx, audit::Event, users::Grants};
+use crate::db::{self, audit::Ctx, audit::Event, grants::Grants};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{login_origin, media_type, parse_json_uniform, read_body};

@@ -59,7 +59,7 @@ pub async fn refresh(
         .await?
         .filter(|u| u.is_active)
         .ok_or(ApiError::InvalidGrant)?;
-    let grants = db::users::grants(&tx, user.id, &state.config.mfa.required_roles).await?;
+    let grants = db::grants::grants(&tx, user.id, &state.config.mfa.required_roles).await?;
     let (refresh_ttl, access_ttl) = (
         state.config.tokens.refresh_ttl,
         state.config.tokens.access_ttl,
