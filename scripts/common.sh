@@ -115,6 +115,21 @@ ensure_cargo_fuzz() {
   fi
 }
 
+# Chromium and its WebDriver from Debian's packages when either is missing, for
+# scripts/docs-browser.sh; the package index is refreshed only if the first attempt fails.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+  log "installing chromium and chromium-driver"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+  local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120
+    install -y -q --no-install-recommends chromium chromium-driver)
+  if ! "${install[@]}" </dev/null >/dev/null 2>&1; then
+    "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=120 update -q </dev/null >/dev/null
+    "${install[@]}" </dev/null
+  fi
+}
+
 # A project-local Python venv for PyPI tools (schemathesis, linters), reused when present.
 VENV="$TOOLS/venv"
 ensure_venv() {
@@ -160,6 +175,53 @@ ensure_redis() {
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return; sleep 0.5; done
   echo "Redis is not reachable at 127.0.0.1:6379" >&2
   exit 1
+}
+
+# Commands run when the sourcing script exits, last registered first: `on_exit "rm -rf $dir"`.
+USERS_ON_EXIT=()
+run_on_exit() {
+  local i
+  for ((i = ${#USERS_ON_EXIT[@]} - 1; i >= 0; i--)); do eval "${USERS_ON_EXIT[i]}" || true; done
+}
+on_exit() {
+  USERS_ON_EXIT+=("$1")
+  trap run_on_exit EXIT
+}
+
+# Starts a throw-away origin from the already built target/debug/users-origin: its own database
+# `users_<tag>_<time>_<pid>`, Redis key prefix `<tag>:<database>:`, data dir and free port, the
+# bootstrap admin `admin` with a random password, cheap Argon2 and rate limits out of the way.
+# Waits for /healthz. Sets ORIGIN_URL, ORIGIN_PORT, ORIGIN_PID, ORIGIN_DATA (its log is
+# $ORIGIN_DATA/origin.log) and ADMIN_PW; stops it and removes all of it when the script exits.
+start_origin() { # tag [admin password prefix]
+  local tag="$1" pw_prefix="${2:-$1-admin}"
+  local bin="$ROOT/target/debug/users-origin"
+  [ -x "$bin" ] || { echo "$bin is missing: cargo build -p users-origin" >&2; exit 1; }
+  ORIGIN_DB="users_${tag}_$(date +%s)_$$"
+  ORIGIN_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  ORIGIN_URL="http://127.0.0.1:$ORIGIN_PORT"
+  ORIGIN_DATA="$(mktemp -d)"
+  ORIGIN_REDIS_PREFIX="$tag:$ORIGIN_DB:"
+  ADMIN_PW="$pw_prefix-$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')"
+  psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE \"$ORIGIN_DB\""
+  on_exit stop_origin
+  DATABASE_URL="postgres://postgres@127.0.0.1:5432/$ORIGIN_DB" LISTEN_ADDR="127.0.0.1:$ORIGIN_PORT" \
+    DATA_DIR="$ORIGIN_DATA" ADMIN_USERNAME=admin ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD="$ADMIN_PW" \
+    REDIS_URL=redis://127.0.0.1:6379 REDIS_PREFIX="$ORIGIN_REDIS_PREFIX" ARGON2_M_KIB=1024 ARGON2_T=1 \
+    RATE_LIMIT_AUTH_IP=1000000/60s RATE_LIMIT_USER=1000000/60s RUST_LOG=warn \
+    "$bin" >"$ORIGIN_DATA/origin.log" 2>&1 &
+  ORIGIN_PID=$!
+  local _
+  for _ in $(seq 1 100); do curl -sf "$ORIGIN_URL/healthz" >/dev/null && return; sleep 0.1; done
+  echo "the origin did not answer $ORIGIN_URL/healthz within 10 s; its log:" >&2
+  tail -n 30 "$ORIGIN_DATA/origin.log" >&2
+  exit 1
+}
+stop_origin() {
+  [ -n "${ORIGIN_PID:-}" ] && kill "$ORIGIN_PID" 2>/dev/null && wait "$ORIGIN_PID" 2>/dev/null
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$ORIGIN_DB\" WITH (FORCE)" || true
+  redis-cli --scan --pattern "$ORIGIN_REDIS_PREFIX*" 2>/dev/null | xargs -r redis-cli del >/dev/null 2>&1 || true
+  rm -rf "$ORIGIN_DATA"
 }
 
 print_login() { # base URL

@@ -34,6 +34,9 @@ pub enum ErrorCode {
     InvalidMfaToken,
     InvalidMfaCode,
     MfaEnrolmentRequired,
+    UnsupportedGrantType,
+    IdempotencyInFlight,
+    IdempotencyMismatch,
     RateLimited,
     Overloaded,
     Unavailable,
@@ -42,7 +45,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 30] = [
         Self::MalformedRequest,
         Self::InvalidCursor,
         Self::Unauthenticated,
@@ -66,6 +69,9 @@ impl ErrorCode {
         Self::InvalidMfaToken,
         Self::InvalidMfaCode,
         Self::MfaEnrolmentRequired,
+        Self::UnsupportedGrantType,
+        Self::IdempotencyInFlight,
+        Self::IdempotencyMismatch,
         Self::RateLimited,
         Self::Overloaded,
         Self::Unavailable,
@@ -98,6 +104,9 @@ impl ErrorCode {
             Self::InvalidMfaToken => "invalid-mfa-token",
             Self::InvalidMfaCode => "invalid-mfa-code",
             Self::MfaEnrolmentRequired => "mfa-enrolment-required",
+            Self::UnsupportedGrantType => "unsupported-grant-type",
+            Self::IdempotencyInFlight => "idempotency-key-in-flight",
+            Self::IdempotencyMismatch => "idempotency-key-reused",
             Self::RateLimited => "rate-limited",
             Self::Overloaded => "overloaded",
             Self::Unavailable => "unavailable",
@@ -131,6 +140,9 @@ impl ErrorCode {
             Self::InvalidMfaToken => "Invalid MFA token",
             Self::InvalidMfaCode => "Invalid second-factor code",
             Self::MfaEnrolmentRequired => "Second factor required for this permission",
+            Self::UnsupportedGrantType => "Unsupported grant type",
+            Self::IdempotencyInFlight => "Request with this Idempotency-Key in progress",
+            Self::IdempotencyMismatch => "Idempotency-Key reused with another request",
             Self::RateLimited => "Too many requests",
             Self::Overloaded => "Server busy",
             Self::Unavailable => "Service unavailable",
@@ -148,7 +160,8 @@ impl ErrorCode {
             Self::MalformedRequest
             | Self::InvalidCursor
             | Self::InvalidResetToken
-            | Self::InvalidEmailToken => 400,
+            | Self::InvalidEmailToken
+            | Self::UnsupportedGrantType => 400,
             // 401: no usable credentials (RFC 6750 §3.1 for the token cases).
             Self::Unauthenticated
             | Self::InvalidToken
@@ -163,11 +176,11 @@ impl ErrorCode {
             | Self::MfaEnrolmentRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::Conflict => 409,
+            Self::Conflict | Self::IdempotencyInFlight => 409,
             Self::PreconditionFailed => 412,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
-            Self::ValidationFailed => 422,
+            Self::ValidationFailed | Self::IdempotencyMismatch => 422,
             // RFC 6585 §3 and §4.
             Self::PreconditionRequired => 428,
             Self::RateLimited => 429,
@@ -195,6 +208,13 @@ impl ErrorCode {
             }
             Self::InvalidMfaToken => "The mfa_token is invalid, spent or expired: log in again.",
             Self::InvalidMfaCode => "The code is wrong, already used or expired.",
+            Self::UnsupportedGrantType => "grant_type must be \"password\" or \"refresh_token\".",
+            Self::IdempotencyInFlight => {
+                "A request with this Idempotency-Key is still being processed; retry shortly."
+            }
+            Self::IdempotencyMismatch => {
+                "This Idempotency-Key was used with a different request; use a new key."
+            }
             Self::NotFound => "The requested resource does not exist.",
             Self::MethodNotAllowed => "This method is not supported on this resource.",
             Self::PreconditionFailed => "The resource has changed since the If-Match version.",
@@ -244,6 +264,14 @@ pub struct Problem {
     /// `/problems/mfa-required` only: the ways the second factor may be proved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
+    /// The OAuth2 form path of `POST /auth/login` only: the RFC 6749 §5.2 error code
+    /// (`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `mfa_required`, or
+    /// `temporarily_unavailable` for a refusal to be retried later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// With `error`: the RFC 6749 §5.2 description, the same text as `detail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
 }
 
 impl Problem {
@@ -257,6 +285,8 @@ impl Problem {
             errors: Vec::new(),
             mfa_token: None,
             methods: Vec::new(),
+            error: None,
+            error_description: None,
         }
     }
 
@@ -269,6 +299,14 @@ impl Problem {
     pub fn with_mfa_challenge(mut self, mfa_token: String, methods: &[&str]) -> Self {
         self.mfa_token = Some(mfa_token);
         self.methods = methods.iter().map(|m| (*m).to_owned()).collect();
+        self
+    }
+
+    /// The RFC 6749 §5.2 members of a token endpoint error: `error`, and `detail` again as
+    /// `error_description`.
+    pub fn with_oauth_error(mut self, error: &str) -> Self {
+        self.error = Some(error.to_owned());
+        self.error_description = Some(self.detail.clone());
         self
     }
 }
@@ -304,10 +342,13 @@ mod tests {
             ErrorCode::InvalidMfaToken => 20,
             ErrorCode::InvalidMfaCode => 21,
             ErrorCode::MfaEnrolmentRequired => 22,
-            ErrorCode::RateLimited => 23,
-            ErrorCode::Overloaded => 24,
-            ErrorCode::Unavailable => 25,
-            ErrorCode::Internal => 26,
+            ErrorCode::UnsupportedGrantType => 23,
+            ErrorCode::IdempotencyInFlight => 24,
+            ErrorCode::IdempotencyMismatch => 25,
+            ErrorCode::RateLimited => 26,
+            ErrorCode::Overloaded => 27,
+            ErrorCode::Unavailable => 28,
+            ErrorCode::Internal => 29,
         }
     }
 
@@ -367,6 +408,9 @@ mod tests {
             (E::InvalidMfaToken, 401),
             (E::InvalidMfaCode, 403),
             (E::MfaEnrolmentRequired, 403),
+            (E::UnsupportedGrantType, 400),
+            (E::IdempotencyInFlight, 409),
+            (E::IdempotencyMismatch, 422),
             (E::RateLimited, 429),
             (E::Overloaded, 503),
             (E::Unavailable, 503),
@@ -399,6 +443,9 @@ mod tests {
                 | E::InvalidMfaToken
                 | E::InvalidMfaCode
                 | E::MfaEnrolmentRequired
+                | E::UnsupportedGrantType
+                | E::IdempotencyInFlight
+                | E::IdempotencyMismatch
                 | E::RateLimited
                 | E::Overloaded
                 | E::Unavailable

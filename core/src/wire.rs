@@ -277,6 +277,12 @@ pub fn country_code(value: &str) -> Option<String> {
 
 /// The origin's public keys (RFC 8615 well-known location of a JWK set, RFC 7517 §5).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// The authorization server metadata (RFC 8414 §3).
+pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// The token endpoint (RFC 6749 §3.2): the login route.
+pub const TOKEN_PATH: &str = "/auth/login";
 /// The origin's revocation feed, for edges only: `?since=<cursor>&limit=<n>` answers
 /// `{"events": [{"seq", "user_id", "security_version", "session_id"?, "until"?}, …],
 /// "next": <cursor>}`: an event with `session_id` revokes that session until `until` (Unix

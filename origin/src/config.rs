@@ -56,6 +56,9 @@ pub struct Config {
     pub hashing: HashConfig,
     /// `PASSWORD_RESET_TTL`: seconds a reset token stays valid (default 1800).
     pub password_reset_ttl: i64,
+    /// `IDEMPOTENCY_TTL`: seconds the answer to a request with an `Idempotency-Key` is kept
+    /// for its repeats (default 86400).
+    pub idempotency_ttl: i64,
     /// E-mail verification.
     pub email: EmailConfig,
     /// `REQUEST_TIMEOUT_MS`: a request still unanswered after this long gets `503` (a hung
@@ -333,6 +336,7 @@ impl Config {
         };
         let database_pool_size = r.ranged("DATABASE_POOL_SIZE", 16, 1, 1000);
         let password_reset_ttl = r.ranged("PASSWORD_RESET_TTL", 1800, 1, 86_400);
+        let idempotency_ttl = r.ranged("IDEMPOTENCY_TTL", 86_400, 1, 7 * 86_400);
         let unverified_policy = match r.get("UNVERIFIED_POLICY").as_deref() {
             None | Some("allow") => UnverifiedPolicy::Allow,
             Some("block") => UnverifiedPolicy::Block,
@@ -449,6 +453,7 @@ impl Config {
             keys,
             hashing,
             password_reset_ttl,
+            idempotency_ttl,
             email,
             request_timeout_ms,
             redis,

@@ -26,6 +26,7 @@ pub mod db;
 pub mod fields;
 pub mod hashing;
 pub mod http;
+pub mod idempotency;
 pub mod keys;
 pub mod mail;
 pub mod metrics;

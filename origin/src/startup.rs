@@ -175,6 +175,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let mail = crate::mail::spawn_sender(self.state.clone())?;
         let monitor = crate::monitor::spawn(self.state.clone());
+        let idempotency = crate::idempotency::spawn_cleanup(self.state.clone());
         let cache = Arc::clone(&self.state.cache);
         let flusher = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -196,6 +197,7 @@ impl Application {
         }
         flusher.abort();
         monitor.abort();
+        idempotency.abort();
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod email;
 pub mod events;
 pub mod grants;
+pub mod idempotency;
 pub mod mfa;
 pub mod outbox;
 pub mod principals;

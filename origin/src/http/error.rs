@@ -13,6 +13,7 @@ use crate::accounts::AccountError;
 use crate::fields::Invalid;
 use crate::hashing::HashError;
 use crate::http::respond::quota_headers;
+use crate::idempotency::IdempotencyError;
 use crate::mfa::MfaError;
 use crate::ratelimit::Limited;
 use crate::tokens::AccessError;
@@ -76,18 +77,30 @@ pub enum ApiError {
     /// 400: bad, expired or spent e-mail verification token (one answer for every reason).
     #[error("invalid verification token")]
     InvalidEmailToken,
-    /// 429: a rate limit or a login lock-out; `Retry-After` says when to come back, and the
-    /// quota's `RateLimit-*` headers when a quota refused it.
-    /// `401` `/problems/mfa-required`: the password was right, the second factor is next. On
-    /// the OAuth2 form path (`oauth`): `400` with the RFC 6749 error `mfa_required`.
+    /// `401` `/problems/mfa-required`: the password was right, the second factor is next.
     #[error("second factor required")]
-    MfaRequired { mfa_token: String, oauth: bool },
+    MfaRequired { mfa_token: String },
     #[error("invalid mfa token")]
     InvalidMfaToken,
     #[error("invalid second-factor code")]
     InvalidMfaCode,
     #[error("{0}")]
     MfaEnrolmentRequired(String),
+    /// 400: a `grant_type` the token endpoint does not offer.
+    #[error("unsupported grant type")]
+    UnsupportedGrantType,
+    /// 409: the first request with this `Idempotency-Key` has not finished.
+    #[error("idempotency key in flight")]
+    IdempotencyInFlight,
+    /// 422: this `Idempotency-Key` came with another request before.
+    #[error("idempotency key reused")]
+    IdempotencyMismatch,
+    /// An error of the token endpoint's OAuth2 form path: the inner error's problem, with the
+    /// RFC 6749 §5.2 members; a request that fails validation is a `400` `invalid_request`.
+    #[error("{0}")]
+    OAuth(Box<ApiError>),
+    /// 429: a rate limit or a login lock-out; `Retry-After` says when to come back, and the
+    /// quota's `RateLimit-*` headers when a quota refused it.
     #[error("rate limited")]
     RateLimited(Limited),
     /// 503: the hashing queue is full.
@@ -136,6 +149,13 @@ impl ApiError {
             Self::InvalidMfaToken => ErrorCode::InvalidMfaToken,
             Self::InvalidMfaCode => ErrorCode::InvalidMfaCode,
             Self::MfaEnrolmentRequired(_) => ErrorCode::MfaEnrolmentRequired,
+            Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
+            Self::IdempotencyInFlight => ErrorCode::IdempotencyInFlight,
+            Self::IdempotencyMismatch => ErrorCode::IdempotencyMismatch,
+            Self::OAuth(inner) => match inner.code() {
+                ErrorCode::ValidationFailed => ErrorCode::MalformedRequest,
+                code => code,
+            },
             Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Overloaded => ErrorCode::Overloaded,
             Self::Unavailable(_) => ErrorCode::Unavailable,
@@ -153,6 +173,7 @@ impl ApiError {
             | Self::MfaEnrolmentRequired(d)
             | Self::UnsupportedMediaType(d) => d.clone(),
             Self::Validation(errors) => format!("{} field(s) are invalid.", errors.len()),
+            Self::OAuth(inner) => inner.detail(),
             Self::RateLimited(limited) => wire::rate_limited_detail(limited.retry_after_secs),
             other => other.code().detail().into(),
         }
@@ -184,11 +205,13 @@ impl From<ErrorCode> for ApiError {
             ErrorCode::InvalidEmailToken => Self::InvalidEmailToken,
             ErrorCode::MfaRequired => Self::MfaRequired {
                 mfa_token: String::new(),
-                oauth: false,
             },
             ErrorCode::InvalidMfaToken => Self::InvalidMfaToken,
             ErrorCode::InvalidMfaCode => Self::InvalidMfaCode,
             ErrorCode::MfaEnrolmentRequired => Self::MfaEnrolmentRequired(code.detail().into()),
+            ErrorCode::UnsupportedGrantType => Self::UnsupportedGrantType,
+            ErrorCode::IdempotencyInFlight => Self::IdempotencyInFlight,
+            ErrorCode::IdempotencyMismatch => Self::IdempotencyMismatch,
             ErrorCode::RateLimited => Self::RateLimited(Limited {
                 scope: crate::ratelimit::Scope::User,
                 retry_after_secs: 1,
@@ -201,27 +224,64 @@ impl From<ErrorCode> for ApiError {
     }
 }
 
+impl ApiError {
+    /// This error as the token endpoint's OAuth2 form path answers it.
+    pub fn oauth(self) -> Self {
+        match self {
+            Self::OAuth(_) => self,
+            other => Self::OAuth(Box::new(other)),
+        }
+    }
+
+    /// The RFC 6749 §5.2 `error` of this error on the token endpoint.
+    fn oauth_error(&self) -> &'static str {
+        match self.code() {
+            ErrorCode::InvalidCredentials
+            | ErrorCode::InvalidGrant
+            | ErrorCode::EmailUnverified => "invalid_grant",
+            ErrorCode::MfaRequired => "mfa_required",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::RateLimited | ErrorCode::Overloaded | ErrorCode::Unavailable => {
+                "temporarily_unavailable"
+            }
+            ErrorCode::Internal => "server_error",
+            _ => "invalid_request",
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match &self {
+        let code = self.code();
+        let oauth = matches!(self, Self::OAuth(_)).then(|| self.oauth_error());
+        let detail = self.detail();
+        let inner = match self {
+            Self::OAuth(inner) => *inner,
+            other => other,
+        };
+        match &inner {
             Self::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
             Self::Unavailable(e) => tracing::warn!(error = %e, "dependency unavailable"),
             _ => {}
         }
-        let code = self.code();
         let status =
             StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let detail = self.detail();
-        if let Self::MfaRequired { mfa_token, oauth } = self {
-            return mfa_challenge(mfa_token, oauth, detail);
-        }
-        let limited = match &self {
+        let limited = match &inner {
             Self::RateLimited(limited) => Some(*limited),
             _ => None,
         };
         let mut problem = Problem::new(code, status.as_u16(), detail);
-        if let Self::Validation(errors) = self {
-            problem = problem.with_errors(errors);
+        match inner {
+            Self::Validation(errors) => problem = problem.with_errors(errors),
+            // The login step-up's answer carries a credential: nothing may store it
+            // (`no-store`, as on every answer).
+            Self::MfaRequired { mfa_token } => {
+                problem = problem.with_mfa_challenge(mfa_token, &crate::mfa::METHODS);
+            }
+            _ => {}
+        }
+        if let Some(error) = oauth {
+            problem = problem.with_oauth_error(error);
         }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut res = (status, body).into_response();
@@ -337,42 +397,14 @@ impl From<AccessError> for ApiError {
     }
 }
 
-/// Marks an error answer that is an RFC 6749 §5.2 error object, not a problem: the problem
-/// middleware passes it as it is.
-#[derive(Debug, Clone, Copy)]
-pub struct OAuthError;
-
-/// The login step-up's answer: it carries a credential, so nothing may store it.
-fn mfa_challenge(mfa_token: String, oauth: bool, detail: String) -> Response {
-    let methods = &crate::mfa::METHODS;
-    let (status, media, body) = if oauth {
-        // RFC 6749 §5.2: an error of the token endpoint is a 400 JSON object.
-        let body = serde_json::json!({
-            "error": "mfa_required",
-            "error_description": detail,
-            "mfa_token": mfa_token,
-            "methods": methods,
-        });
-        (
-            StatusCode::BAD_REQUEST,
-            "application/json",
-            body.to_string(),
-        )
-    } else {
-        let code = ErrorCode::MfaRequired;
-        let problem =
-            Problem::new(code, code.status(), detail).with_mfa_challenge(mfa_token, methods);
-        let body = serde_json::to_string(&problem).unwrap_or_default();
-        (StatusCode::UNAUTHORIZED, PROBLEM_JSON, body)
-    };
-    let mut res = (status, body).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if oauth {
-        res.extensions_mut().insert(OAuthError);
+impl From<IdempotencyError> for ApiError {
+    fn from(e: IdempotencyError) -> Self {
+        match e {
+            IdempotencyError::InFlight => Self::IdempotencyInFlight,
+            IdempotencyError::Mismatch => Self::IdempotencyMismatch,
+            IdempotencyError::Query(e) => e.into(),
+        }
     }
-    res
 }
 
 impl From<MfaError> for ApiError {

@@ -3,7 +3,10 @@
 
 use axum::Router;
 use users_core::problem::{FieldProblem, PROBLEM_JSON, Problem};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityRequirement,
+    SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, OpenApi as Doc, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -25,7 +28,10 @@ use crate::state::AppState;
 )]
 struct ApiDoc;
 
-/// Adds the bearer scheme and, on every operation, the problem response that any error gets.
+/// Adds the security schemes (a bearer token, or the OAuth2 password flow at the token
+/// endpoint, so the interactive docs log a person in with a password) and, on every
+/// operation, the problem response that any error gets. An operation that names `bearer`
+/// accepts either.
 struct Conventions;
 
 impl Modify for Conventions {
@@ -39,6 +45,17 @@ impl Modify for Conventions {
                     .bearer_format("JWT")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::Password(Password::with_refresh_url(
+                    users_core::wire::TOKEN_PATH,
+                    Scopes::new(),
+                    users_core::wire::TOKEN_PATH,
+                ))],
+                "Log in with a username (or e-mail address) and password at the token endpoint.",
+            )),
         );
         let problem = ResponseBuilder::new()
             .description("An error, as RFC 9457 problem details")
@@ -62,6 +79,14 @@ impl Modify for Conventions {
             .into_iter()
             .flatten()
             {
+                let bearer = SecurityRequirement::new("bearer", Vec::<String>::new());
+                let oauth2 = SecurityRequirement::new("oauth2", Vec::<String>::new());
+                if let Some(security) = &mut op.security
+                    && security.contains(&bearer)
+                    && !security.contains(&oauth2)
+                {
+                    security.push(oauth2);
+                }
                 op.responses
                     .responses
                     .entry("default".into())

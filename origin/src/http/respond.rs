@@ -19,14 +19,43 @@ where
     E: std::fmt::Display,
 {
     if let Some(work) = work {
-        tokio::spawn(async move {
-            if let Err(e) = work.await {
-                tracing::warn!(error = %e, "{what} failed");
-            }
-        });
+        spawn_after(what, work);
     }
+    accepted(detail)
+}
+
+/// `202 {"detail": detail}`.
+pub fn accepted(detail: &'static str) -> Response {
     let body = serde_json::json!({ "detail": detail });
     (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+}
+
+/// Runs `work` on its own task; a failure is logged as `what` failed.
+pub fn spawn_after<F, E>(what: &'static str, work: F)
+where
+    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    tokio::spawn(async move {
+        if let Err(e) = work.await {
+            tracing::warn!(error = %e, "{what} failed");
+        }
+    });
+}
+
+/// A token answer (RFC 6749 §5.1): the pair as JSON, `Cache-Control: no-store` and
+/// `Pragma: no-cache`.
+#[derive(Debug)]
+pub struct TokenAnswer(pub users_core::model::TokenResponse);
+
+impl IntoResponse for TokenAnswer {
+    fn into_response(self) -> Response {
+        let mut res = axum::Json(self.0).into_response();
+        let h = res.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        res
+    }
 }
 
 /// A JSON response with an `ETag`.

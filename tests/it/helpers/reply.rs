@@ -98,6 +98,20 @@ impl Reply {
         body
     }
 
+    /// Asserts an error of the token endpoint's OAuth2 form path (SPEC §9): the problem with
+    /// `status` and `code`, carrying the RFC 6749 §5.2 `error` and, as `error_description`,
+    /// its `detail`. Returns the body.
+    #[track_caller]
+    pub fn assert_oauth_error(&self, status: u16, code: &str, error: &str) -> Value {
+        let body = self.assert_problem(status, code);
+        assert_eq!(body["error"], json!(error), "error; body {body}");
+        assert_eq!(
+            body["error_description"], body["detail"],
+            "error_description; body {body}"
+        );
+        body
+    }
+
     /// Asserts the `401 invalid-token` answer to a refused access token, with its
     /// `WWW-Authenticate`.
     #[track_caller]
@@ -160,7 +174,18 @@ fn assert_problem_parts(status: u16, content_type: &str, body: &Value, expected:
         "title; body {body}"
     );
     assert!(body["detail"].is_string(), "detail; body {body}");
-    let allowed = ["type", "title", "status", "detail", "errors", "instance"];
+    // The RFC 6749 §5.2 members of the token endpoint's form path (SPEC §9), checked by
+    // `assert_oauth_error` where they must be present.
+    let allowed = [
+        "type",
+        "title",
+        "status",
+        "detail",
+        "errors",
+        "instance",
+        "error",
+        "error_description",
+    ];
     // The login step-up's challenge carries its token and methods (SPEC §8).
     let challenge = ["mfa_token", "methods"];
     for key in body.as_object().expect("an object").keys() {

@@ -405,15 +405,10 @@ async fn the_oauth2_form_path_answers_the_challenge_as_an_rfc6749_error() {
     let (app, user) = spawn_app_and_user().await;
     let enrolled = enrol(&app, &user).await;
     let out = form_login(&app, &user).await;
-    assert_eq!(out.status, 400, "{out}");
-    assert!(
-        out.header("content-type")
-            .unwrap()
-            .starts_with("application/json")
-    );
+    out.assert_oauth_error(401, "mfa-required", "mfa_required");
     assert_eq!(out.header("cache-control").as_deref(), Some("no-store"));
     let body = out.json();
-    assert_eq!(body["error"], "mfa_required", "{body}");
+    assert_eq!(body["methods"], json!(["totp", "recovery_code"]), "{body}");
     let token = body["mfa_token"].as_str().unwrap();
     verify(&app, token, json!({"code": code(&enrolled.secret, 0)}))
         .await

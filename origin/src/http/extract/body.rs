@@ -93,18 +93,28 @@ fn unknown_field(message: &str) -> Option<String> {
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// The body `bytes` of a request with `headers`, as the extractor reads it.
+    pub fn from_bytes(headers: &axum::http::HeaderMap, bytes: &[u8]) -> Result<Self, ApiError> {
+        require_json(headers)?;
+        parse_json(bytes).map(JsonBody)
+    }
+}
+
+fn require_json(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    match media_type(headers) {
+        Some(m) if is_json(&m) => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType(
+            "Send the body as application/json.".into(),
+        )),
+    }
+}
+
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        match media_type(req.headers()) {
-            Some(m) if is_json(&m) => {}
-            _ => {
-                return Err(ApiError::UnsupportedMediaType(
-                    "Send the body as application/json.".into(),
-                ));
-            }
-        }
+        require_json(req.headers())?;
         let bytes = read_body(req, state).await?;
         parse_json(&bytes).map(JsonBody)
     }

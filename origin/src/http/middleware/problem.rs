@@ -1,12 +1,11 @@
 //! Every error answer is a problem: framework rejections (such as an undecodable path segment)
-//! are rewritten into RFC 9457 bodies, so clients never see anything else. The one exception
-//! is an RFC 6749 error of the token endpoint, marked [`OAuthError`].
+//! are rewritten into RFC 9457 bodies, so clients never see anything else.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use users_core::problem::PROBLEM_JSON;
 
-use crate::http::error::{ApiError, OAuthError};
+use crate::http::error::ApiError;
 
 /// Rewrites any error response that is not already a problem into one.
 pub async fn problem_for_every_error(res: Response) -> Response {
@@ -15,8 +14,7 @@ pub async fn problem_for_every_error(res: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-    let oauth = res.extensions().get::<OAuthError>().is_some();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem || oauth {
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return res;
     }
     let error = match status.as_u16() {

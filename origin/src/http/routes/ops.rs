@@ -1,4 +1,4 @@
-//! Operations: liveness, readiness and the public keys.
+//! Operations: liveness, readiness, the public keys and the authorization server metadata.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -12,7 +12,10 @@ use crate::state::AppState;
 
 /// The OpenAPI description of these routes.
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(paths(healthz, readyz, jwks))]
+#[openapi(
+    paths(healthz, readyz, jwks, server_metadata),
+    components(schemas(ServerMetadata))
+)]
 pub struct Docs;
 
 pub fn router() -> Router<AppState> {
@@ -20,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(wire::JWKS_PATH, get(jwks))
+        .route(wire::OAUTH_METADATA_PATH, get(server_metadata))
         .route("/metrics", get(scrape))
 }
 
@@ -50,6 +54,45 @@ async fn jwks(State(state): State<AppState>) -> impl axum::response::IntoRespons
     (
         [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
         Json(state.keys.verify.to_jwks()),
+    )
+}
+
+/// What an OAuth2 client needs to know of this server (RFC 8414 §2).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ServerMetadata {
+    /// The `iss` of every access token.
+    issuer: String,
+    /// `POST /auth/login`, the token endpoint.
+    token_endpoint: String,
+    /// The public keys that verify access tokens.
+    jwks_uri: String,
+    /// `password` and `refresh_token`.
+    grant_types_supported: Vec<&'static str>,
+    /// `none`: every client is public.
+    token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Empty: there is no authorization endpoint.
+    response_types_supported: Vec<&'static str>,
+    /// The interactive docs.
+    service_documentation: String,
+}
+
+/// `GET /.well-known/oauth-authorization-server`: the authorization server metadata, its
+/// addresses under `PUBLIC_URL`.
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "auth", responses((status = 200, description = "RFC 8414 authorization server metadata", body = ServerMetadata)))]
+async fn server_metadata(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let base = state.config.public_url.trim_end_matches('/');
+    let metadata = ServerMetadata {
+        issuer: state.config.tokens.issuer.clone(),
+        token_endpoint: format!("{base}{}", wire::TOKEN_PATH),
+        jwks_uri: format!("{base}{}", wire::JWKS_PATH),
+        grant_types_supported: vec!["password", "refresh_token"],
+        token_endpoint_auth_methods_supported: vec!["none"],
+        response_types_supported: vec![],
+        service_documentation: format!("{base}/docs"),
+    };
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+        Json(metadata),
     )
 }
 

@@ -36,8 +36,8 @@ pub async fn the_mfa_journey_through_the_edge<R: EdgeRuntime>(rt: &R) {
     edge.as_user(&verified).me().await.expect_json(200);
 
     let form = form_login(&edge, &user).await;
-    assert_eq!(form.status, 400, "{form}");
-    assert_eq!(form.json()["error"], "mfa_required", "{form}");
+    form.assert_oauth_error(401, "mfa-required", "mfa_required");
+    assert!(form.json()["mfa_token"].is_string(), "{form}");
 
     let admin = s.admin_token().await;
     let out = edge

@@ -1,14 +1,16 @@
-//! `POST /auth/login`: JSON `{login, password}` or the OAuth2 password form. Every failure is
+//! `POST /auth/login`: JSON `{login, password}`, or the OAuth2 token endpoint (RFC 6749): form
+//! posts of `grant_type=password` or `grant_type=refresh_token` (the rotation of
+//! `/auth/refresh`), whose errors carry the RFC 6749 §5.2 members in the problem. Every failure is
 //! the same `401`, in the same time, whether or not the account exists; failures are throttled
 //! per identifier. A login PostgreSQL could not compare (NUL) is looked up as no account: the
 //! same `401`, after the same dummy verification.
 //!
 //! The right password of an account with a second factor gets no tokens: a `401`
 //! `/problems/mfa-required` with a single-use `mfa_token` for `POST /auth/mfa/verify` (the
-//! OAuth2 form path: the RFC 6749 error `{"error": "mfa_required", "mfa_token": …}`). A wrong
+//! OAuth2 form path: with `"error": "mfa_required"`). A wrong
 //! password looks the same whether or not the account has one.
 
-use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use serde::Deserialize;
 use serde_json::json;
@@ -19,10 +21,13 @@ use users_core::text;
 use users_core::token::AMR_PASSWORD;
 
 use crate::config::UnverifiedPolicy;
+use crate::db::sessions::Origin;
 use crate::db::{self, audit::Ctx, audit::Event, grants::Grants};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{login_origin, media_type, parse_json_uniform, read_body};
+use crate::http::respond::TokenAnswer;
+use crate::http::routes::auth::session;
 use crate::mfa;
 use crate::state::AppState;
 use crate::tokens;
@@ -33,48 +38,89 @@ pub struct LoginJson {
     password: Option<String>,
 }
 
+/// The token endpoint's form (RFC 6749 §4.3.2 and §6).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
-    username: Option<String>,
-    password: Option<String>,
+    /// `password` (the default) or `refresh_token`.
     grant_type: Option<String>,
+    /// `grant_type=password`: the username or e-mail address.
+    username: Option<String>,
+    /// `grant_type=password`.
+    password: Option<String>,
+    /// `grant_type=refresh_token`.
+    refresh_token: Option<String>,
+    /// Ignored: every client of this server is public.
+    #[serde(rename = "client_id")]
+    _client_id: Option<String>,
+    /// Ignored: a token carries the permissions of its user.
+    #[serde(rename = "scope")]
+    _scope: Option<String>,
 }
 
-/// `POST /auth/login`: JSON `{login, password}` or the OAuth2 password form.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body(content((LoginJson = "application/json"), (LoginForm = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Tokens", body = TokenResponse), (status = 401, description = "Invalid credentials, or the password was right and the second factor is next (`/problems/mfa-required` with `mfa_token`)", body = Problem, content_type = "application/problem+json")))]
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// `POST /auth/login`: JSON `{login, password}`, or the OAuth2 token endpoint's form.
+#[utoipa::path(post, path = "/auth/login", tag = "auth",
+    request_body(content((LoginJson = "application/json"), (LoginForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Tokens", body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
+        (status = 400, description = "The form path: a malformed request (`error: invalid_request`) or an unknown grant (`error: unsupported_grant_type`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid credentials or refresh token (on the form path `error: invalid_grant`), or the password was right and the second factor is next (`/problems/mfa-required` with `mfa_token`; `error: mfa_required`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ctx: Ctx,
     req: Request,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<TokenAnswer> {
     let media = media_type(req.headers());
     let (parts, body) = req.into_parts();
     let origin = login_origin(&parts);
-    let req = Request::from_parts(parts, body);
-    let bytes = read_body(req, &state).await?;
-    let form = media.as_deref() == Some("application/x-www-form-urlencoded");
-    let (login, password) = match media.as_deref() {
+    let bytes = read_body(Request::from_parts(parts, body), &state).await;
+    match media.as_deref() {
         Some("application/json") => {
-            let b: LoginJson = parse_json_uniform(&bytes)?;
-            (b.login, b.password)
+            let b: LoginJson = parse_json_uniform(&bytes?)?;
+            password_grant(&state, &ctx, &origin, ("login", b.login), b.password).await
         }
-        Some("application/x-www-form-urlencoded") => {
-            let f: LoginForm = serde_urlencoded::from_bytes(&bytes)
-                .map_err(|_| ApiError::Malformed("The form body could not be read.".into()))?;
-            if f.grant_type.as_deref().is_some_and(|g| g != "password") {
-                return Err(ApiError::validation("grant_type", "must be \"password\""));
-            }
-            (f.username, f.password)
+        Some(FORM) => token_endpoint(&state, &ctx, &origin, bytes)
+            .await
+            .map_err(ApiError::oauth),
+        _ => Err(ApiError::UnsupportedMediaType(
+            "Send application/json or application/x-www-form-urlencoded.".into(),
+        )),
+    }
+}
+
+/// The form path: the password grant or the refresh grant. A missing `grant_type` is the
+/// password grant.
+async fn token_endpoint(
+    state: &AppState,
+    ctx: &Ctx,
+    origin: &Origin,
+    bytes: Result<Bytes, ApiError>,
+) -> ApiResult<TokenAnswer> {
+    let f: LoginForm = serde_urlencoded::from_bytes(&bytes?)
+        .map_err(|_| ApiError::Malformed("The form body could not be read.".into()))?;
+    match f.grant_type.as_deref() {
+        None | Some("password") => {
+            password_grant(state, ctx, origin, ("username", f.username), f.password).await
         }
-        _ => {
-            return Err(ApiError::UnsupportedMediaType(
-                "Send application/json or application/x-www-form-urlencoded.".into(),
-            ));
-        }
-    };
+        Some("refresh_token") => session::rotate(state, ctx, f.refresh_token.as_deref()).await,
+        Some(_) => Err(ApiError::UnsupportedGrantType),
+    }
+}
+
+/// The password grant of either path; `login` is named as its path names it.
+async fn password_grant(
+    state: &AppState,
+    ctx: &Ctx,
+    origin: &Origin,
+    (field, login): (&str, Option<String>),
+    password: Option<String>,
+) -> ApiResult<TokenAnswer> {
     let mut check = Check::default();
     let login = check
-        .required("login", login.as_deref().filter(|l| !l.is_empty()))
+        .required(field, login.as_deref().filter(|l| !l.is_empty()))
         .map(str::to_owned);
     let password = check
         .required("password", password.as_deref())
@@ -112,7 +158,7 @@ pub async fn login(
         };
         db::audit::record(
             &client,
-            &ctx,
+            ctx,
             Event::new("login.failed", None, target).with(details),
         )
         .await?;
@@ -126,29 +172,17 @@ pub async fn login(
     // Only the right password of an unverified account learns that it is unverified.
     if state.config.email.unverified_policy == UnverifiedPolicy::Block && !user.email_verified {
         let event = Event::own("login.blocked_unverified", user.id);
-        db::audit::record(&client, &ctx, event).await?;
+        db::audit::record(&client, ctx, event).await?;
         return Err(ApiError::EmailUnverified);
     }
     // The right password of an account with a second factor: no tokens yet, a challenge.
     if user.mfa_enabled {
-        let mfa_token = mfa::challenge(&client, &ctx, user.id).await?;
-        return Err(ApiError::MfaRequired {
-            mfa_token,
-            oauth: form,
-        });
+        let mfa_token = mfa::challenge(&client, ctx, user.id).await?;
+        return Err(ApiError::MfaRequired { mfa_token });
     }
     let amr = [AMR_PASSWORD];
-    let opened = tokens::open_session(
-        &state,
-        &client,
-        &ctx,
-        &user,
-        &grants,
-        &amr,
-        &origin,
-        json!({}),
-    )
-    .await?;
+    let opened =
+        tokens::open_session(state, &client, ctx, &user, &grants, &amr, origin, json!({})).await?;
     // None: deleted or deactivated while its password was being checked.
-    opened.map(Json).ok_or(ApiError::InvalidCredentials)
+    opened.map(TokenAnswer).ok_or(ApiError::InvalidCredentials)
 }

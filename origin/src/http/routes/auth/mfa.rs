@@ -1,6 +1,5 @@
 //! `POST /auth/mfa/verify`: the second step of a login with a second factor (SPEC §8).
 
-use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use users_core::model::TokenResponse;
@@ -9,6 +8,7 @@ use crate::db::audit::Ctx;
 use crate::fields::Check;
 use crate::http::error::ApiResult;
 use crate::http::extract::{JsonBody, LoginOrigin};
+use crate::http::respond::TokenAnswer;
 use crate::http::routes::users::mfa::proof_of;
 use crate::mfa;
 use crate::state::AppState;
@@ -31,7 +31,7 @@ pub struct VerifyMfaBody {
 #[utoipa::path(
     post, path = "/auth/mfa/verify", tag = "auth", request_body = VerifyMfaBody,
     responses(
-        (status = 200, description = "Tokens", body = TokenResponse),
+        (status = 200, description = "Tokens", body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         (status = 401, description = "The mfa_token is invalid, spent, expired or dead after 5 wrong codes", body = users_core::problem::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Wrong code", body = users_core::problem::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many wrong codes for this account", body = users_core::problem::Problem, content_type = "application/problem+json"),
@@ -42,7 +42,7 @@ pub async fn verify_mfa(
     ctx: Ctx,
     LoginOrigin(origin): LoginOrigin,
     JsonBody(body): JsonBody<VerifyMfaBody>,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<TokenAnswer> {
     let mut check = Check::default();
     let token = check
         .required("mfa_token", body.mfa_token.as_deref())
@@ -51,5 +51,5 @@ pub async fn verify_mfa(
     let proof = proof_of(body.code, body.recovery_code)?;
     let token = token.unwrap_or_default();
     let tokens = mfa::verify_login(&state, &ctx, &token, &proof, &origin).await?;
-    Ok(Json(tokens))
+    Ok(TokenAnswer(tokens))
 }

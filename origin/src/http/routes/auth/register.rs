@@ -12,8 +12,9 @@ use users_core::perms::USER_ROLE;
 use crate::accounts::validate_new;
 use crate::db::{self, audit::Ctx, audit::Event};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::JsonBody;
+use crate::http::idempotency::{self, IdempotentJson};
 use crate::http::respond::created;
+use crate::idempotency::{Caller, Key};
 use crate::state::AppState;
 use crate::verification;
 
@@ -35,8 +36,20 @@ pub struct RegisterBody {
 pub async fn register(
     State(state): State<AppState>,
     ctx: Ctx,
-    JsonBody(body): JsonBody<RegisterBody>,
+    IdempotentJson { body, key }: IdempotentJson<RegisterBody>,
 ) -> ApiResult<Response> {
+    let key = key.map(|k| k.of(Caller::Anonymous));
+    let work = register_once(&state, &ctx, body, key.as_ref());
+    idempotency::answer(&state, key.as_ref(), work).await
+}
+
+async fn register_once(
+    state: &AppState,
+    ctx: &Ctx,
+    body: Result<RegisterBody, ApiError>,
+    key: Option<&Key>,
+) -> ApiResult<Response> {
+    let body = body?;
     if !state.config.allow_registration {
         return Err(ApiError::RegistrationDisabled);
     }
@@ -50,22 +63,26 @@ pub async fn register(
     let hash = state.hasher.hash(new.password.clone()).await?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    if let Some(replay) = idempotency::claim(state, &tx, key).await? {
+        return Ok(replay);
+    }
     let id = match new.insert(&tx, &hash, true, &[USER_ROLE.to_owned()]).await {
         Ok(id) => id,
         Err(e) => {
             if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                notify_owner(&state, new.email.clone());
+                notify_owner(state, new.email.clone());
             }
             return Err(e.into());
         }
     };
-    db::audit::record(&tx, &ctx, Event::own("user.registered", id)).await?;
+    db::audit::record(&tx, ctx, Event::own("user.registered", id)).await?;
     let user = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
     let config = &state.config;
     verification::queue_verification(&tx, config, id, &user.username, &user.email).await?;
+    let res = idempotency::record(state, &tx, key, created(&user.view())).await?;
     tx.commit().await?;
     state.mail_ready.notify_one();
-    Ok(created(&user.view()))
+    Ok(res)
 }
 
 /// Mails the owner of `email`, if it has one, that someone tried to register with it; in the

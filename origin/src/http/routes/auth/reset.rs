@@ -15,7 +15,9 @@ use crate::db::{self, audit::Ctx, audit::Event};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::JsonBody;
-use crate::http::respond::accepted_then;
+use crate::http::idempotency::{self, IdempotentJson};
+use crate::http::respond::{accepted, spawn_after};
+use crate::idempotency::{Caller, Key};
 use crate::state::AppState;
 use crate::tokens;
 use crate::write::Write;
@@ -39,19 +41,44 @@ pub struct ResetRequestBody {
 pub async fn request_reset(
     State(state): State<AppState>,
     ctx: Ctx,
-    JsonBody(body): JsonBody<ResetRequestBody>,
+    IdempotentJson { body, key }: IdempotentJson<ResetRequestBody>,
 ) -> ApiResult<Response> {
+    let key = key.map(|k| k.of(Caller::Anonymous));
+    let work = request_once(&state, ctx, body, key.as_ref());
+    idempotency::answer(&state, key.as_ref(), work).await
+}
+
+/// With a key, the answer is stored before the look-up and the mail start: a repeat is
+/// answered without a second mail.
+async fn request_once(
+    state: &AppState,
+    ctx: Ctx,
+    body: Result<ResetRequestBody, ApiError>,
+    key: Option<&Key>,
+) -> ApiResult<Response> {
+    let body = body?;
     let mut check = Check::default();
     let email = check
         .required("email", body.email.as_deref())
         .and_then(|e| check.field("email", Email::parse(e)));
     check.finish()?;
-    let work = email.map(|email| async move { send_reset(&state, &ctx, &email).await });
-    Ok(accepted_then(
-        "If an account with that email address exists, a reset link has been sent to it.",
-        "a password reset request",
-        work,
-    ))
+    let mut res =
+        accepted("If an account with that email address exists, a reset link has been sent to it.");
+    if key.is_some() {
+        let mut client = state.db.get().await?;
+        let tx = client.transaction().await?;
+        if let Some(replay) = idempotency::claim(state, &tx, key).await? {
+            return Ok(replay);
+        }
+        res = idempotency::record(state, &tx, key, res).await?;
+        tx.commit().await?;
+    }
+    if let Some(email) = email {
+        let state = state.clone();
+        let work = async move { send_reset(&state, &ctx, &email).await };
+        spawn_after("a password reset request", work);
+    }
+    Ok(res)
 }
 
 async fn send_reset(state: &AppState, ctx: &Ctx, email: &Email) -> ApiResult<()> {

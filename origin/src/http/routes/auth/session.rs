@@ -1,10 +1,8 @@
 //! `POST /auth/refresh` (rotation with reuse detection) and `POST /auth/logout`.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use users_core::model::TokenResponse;
 
 use crate::accounts::revoke_sessions;
 use crate::db::{
@@ -16,6 +14,7 @@ use crate::db::{
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, JsonBody, OptionalJsonBody};
+use crate::http::respond::TokenAnswer;
 use crate::state::AppState;
 use crate::tokens::{self, token_pair};
 use serde_json::json;
@@ -27,16 +26,24 @@ pub struct RefreshBody {
 }
 
 /// `POST /auth/refresh`: rotates the refresh token; replaying a spent one revokes its family.
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshBody, responses((status = 200, description = "A new token pair", body = TokenResponse)))]
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshBody, responses((status = 200, description = "A new token pair", body = users_core::model::TokenResponse, headers(("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`")))))]
 pub async fn refresh(
     State(state): State<AppState>,
     ctx: Ctx,
     JsonBody(body): JsonBody<RefreshBody>,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<TokenAnswer> {
+    rotate(&state, &ctx, body.refresh_token.as_deref()).await
+}
+
+/// Spends `token` for a new pair: the refresh of `POST /auth/refresh` and of the token
+/// endpoint's `grant_type=refresh_token`. Replaying a spent token revokes its family.
+pub(super) async fn rotate(
+    state: &AppState,
+    ctx: &Ctx,
+    token: Option<&str>,
+) -> ApiResult<TokenAnswer> {
     let mut check = Check::default();
-    let token = check
-        .required("refresh_token", body.refresh_token.as_deref())
-        .map(str::to_owned);
+    let token = check.required("refresh_token", token).map(str::to_owned);
     check.finish()?;
     let token = token.unwrap_or_default();
     if token.len() > 128 {
@@ -48,7 +55,7 @@ pub async fn refresh(
     let (user_id, family) = match spend {
         Spend::Spent { user_id, family_id } => (user_id, family_id),
         Spend::Reused => {
-            db::audit::record(&tx, &ctx, Event::new("refresh.reused", None, None)).await?;
+            db::audit::record(&tx, ctx, Event::new("refresh.reused", None, None)).await?;
             tx.commit().await?;
             state.metrics.refresh_reuse.inc();
             return Err(ApiError::InvalidGrant);
@@ -70,11 +77,11 @@ pub async fn refresh(
         .await?
         .ok_or(ApiError::InvalidGrant)?;
     let amr: Vec<&str> = amr.iter().map(String::as_str).collect();
-    let (tokens, digest) = token_pair(&state, &user, &grants, family, &amr);
+    let (tokens, digest) = token_pair(state, &user, &grants, family, &amr);
     let token = NewRefresh::new(user.id, family, &digest, refresh_ttl);
     db::tokens::insert_refresh(&tx, &token).await?;
     tx.commit().await?;
-    Ok(Json(tokens))
+    Ok(TokenAnswer(tokens))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

@@ -13,9 +13,9 @@ use users_core::perms::Permission;
 use crate::db::{self, audit::Event};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{
-    Auth, JsonBody, RoleNamePath, from_value, media_type, parse_json, read_body,
-};
+use crate::http::extract::{Auth, RoleNamePath, from_value, media_type, parse_json, read_body};
+use crate::http::idempotency::{self, IdempotentJson};
+use crate::idempotency::{Caller, Key};
 use crate::state::AppState;
 use crate::write::Write;
 
@@ -66,8 +66,20 @@ fn settings(
 pub async fn create_role(
     State(state): State<AppState>,
     auth: Auth,
-    JsonBody(body): JsonBody<RoleBody>,
+    IdempotentJson { body, key }: IdempotentJson<RoleBody>,
 ) -> ApiResult<Response> {
+    let key = key.map(|k| k.of(Caller::User(auth.user_id)));
+    let work = create_once(&state, &auth, body, key.as_ref());
+    idempotency::answer(&state, key.as_ref(), work).await
+}
+
+async fn create_once(
+    state: &AppState,
+    auth: &Auth,
+    body: Result<RoleBody, ApiError>,
+    key: Option<&Key>,
+) -> ApiResult<Response> {
+    let body = body?;
     auth.require(Permission::RolesManage)?;
     let mut check = Check::default();
     let name = check
@@ -84,6 +96,9 @@ pub async fn create_role(
     };
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    if let Some(replay) = idempotency::claim(state, &tx, key).await? {
+        return Ok(replay);
+    }
     db::roles::insert(&tx, &role).await?;
     db::audit::record(
         &tx,
@@ -92,11 +107,12 @@ pub async fn create_role(
             .with(json!({"role": role.name, "permissions": role.permissions})),
     )
     .await?;
-    tx.commit().await?;
     let mut res = (StatusCode::CREATED, Json(&role)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/roles/{}", role.name)) {
         res.headers_mut().insert(header::LOCATION, v);
     }
+    let res = idempotency::record(state, &tx, key, res).await?;
+    tx.commit().await?;
     Ok(res)
 }
 

@@ -12,8 +12,10 @@ use users_core::perms::{Permission, USER_ROLE};
 use crate::accounts::{check_grantable, validate_new};
 use crate::db::{self, audit::Event};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Auth, JsonBody};
+use crate::http::extract::Auth;
+use crate::http::idempotency::{self, IdempotentJson};
 use crate::http::respond::created;
+use crate::idempotency::{Caller, Key};
 use crate::state::AppState;
 use crate::verification;
 
@@ -39,8 +41,20 @@ pub struct CreateBody {
 pub async fn create_user(
     State(state): State<AppState>,
     auth: Auth,
-    JsonBody(body): JsonBody<CreateBody>,
+    IdempotentJson { body, key }: IdempotentJson<CreateBody>,
 ) -> ApiResult<Response> {
+    let key = key.map(|k| k.of(Caller::User(auth.user_id)));
+    let work = create_once(&state, &auth, body, key.as_ref());
+    idempotency::answer(&state, key.as_ref(), work).await
+}
+
+async fn create_once(
+    state: &AppState,
+    auth: &Auth,
+    body: Result<CreateBody, ApiError>,
+    key: Option<&Key>,
+) -> ApiResult<Response> {
+    let body = body?;
     auth.require(Permission::UsersCreate)?;
     let new = validate_new(
         body.username.as_deref(),
@@ -55,6 +69,9 @@ pub async fn create_user(
     let hash = state.hasher.hash(new.password.clone()).await?;
     let mut client = state.db.get().await?;
     let tx = client.transaction().await?;
+    if let Some(replay) = idempotency::claim(state, &tx, key).await? {
+        return Ok(replay);
+    }
     let id = new
         .insert(&tx, &hash, body.is_active.unwrap_or(true), &roles)
         .await?;
@@ -71,7 +88,8 @@ pub async fn create_user(
         verification::queue_verification(&tx, config, id, name, new.email.as_str()).await?;
     }
     let user = db::users::get(&tx, id).await?.ok_or(ApiError::NotFound)?;
+    let res = idempotency::record(state, &tx, key, created(&user.view())).await?;
     tx.commit().await?;
     state.mail_ready.notify_one();
-    Ok(created(&user.view()))
+    Ok(res)
 }
