@@ -32,4 +32,9 @@ scripts/build-worker.sh
 log "the Spin component (target/wasm32-wasip2/release/users_edge.wasm, for the edge tests)"
 scripts/build-spin.sh
 log "tests"
+# Every answer the suite receives is recorded, then checked against the OpenAPI document.
+export USERS_RESPONSE_LOG="$ROOT/target/response-log"
+rm -rf "$USERS_RESPONSE_LOG"
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+log "every recorded answer against the OpenAPI document (openapi-core)"
+scripts/check-responses.sh "$USERS_RESPONSE_LOG"

@@ -85,9 +85,15 @@ impl Call {
         self.try_send().await.expect("send the request")
     }
 
-    /// Sends the request and reads the answer, or says why none came.
+    /// Sends the request and reads the answer, or says why none came. The answer goes to
+    /// the traffic log when it is on ([`super::record`]).
     pub async fn try_send(self) -> reqwest::Result<Reply> {
-        Reply::read(self.0.send().await?).await
+        let (client, request) = self.0.build_split();
+        let request = request?;
+        let (method, url) = (request.method().clone(), request.url().clone());
+        let reply = Reply::read(client.execute(request).await?).await?;
+        super::record::record(&method, &url, &reply);
+        Ok(reply)
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`reply`]: a read answer ([`Reply`]) and its assertions (problems, refused tokens).
 //! - [`accounts`]: test users and roles, fresh names and passphrases.
 //! - [`db`]: assertions on the app's database (counts, audit rows).
+//! - [`record`]: the traffic log every answer goes to, checked against the OpenAPI document.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::testdb::{Cleanup, connect, create_test_database, database_url, redis_
 mod accounts;
 mod api;
 mod db;
+mod record;
 mod reply;
 
 pub use accounts::{

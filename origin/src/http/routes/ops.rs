@@ -13,7 +13,7 @@ use crate::state::AppState;
 /// The OpenAPI description of these routes.
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
-    paths(healthz, readyz, jwks, server_metadata),
+    paths(healthz, readyz, jwks, server_metadata, scrape, openapi_json),
     components(schemas(ServerMetadata))
 )]
 pub struct Docs;
@@ -96,8 +96,14 @@ async fn server_metadata(State(state): State<AppState>) -> impl axum::response::
     )
 }
 
+/// `GET /openapi.json`: this document (served by the docs' router; described here).
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
+#[allow(dead_code)]
+fn openapi_json() {}
+
 /// `GET /metrics`: the Prometheus text exposition, with the hashing-queue and pool gauges read
-/// now.
+/// now. The edge does not forward it: scrape each origin replica directly.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")))]
 async fn scrape(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let m = &state.metrics;
     m.hash_queue_depth.set(state.hasher.in_flight() as i64);
