@@ -24,6 +24,13 @@ use crate::state::AppState;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on a replayed answer.
 pub const REPLAYED: &str = "idempotent-replayed";
+/// The routes that take a key (SPEC §9), as `(method, path)` of the document.
+pub const ROUTES: [(&str, &str); 4] = [
+    ("post", "/users"),
+    ("post", "/roles"),
+    ("post", "/auth/register"),
+    ("post", "/auth/password/reset"),
+];
 /// The headers of an answer that are stored with it.
 const KEPT_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
 

@@ -96,6 +96,63 @@ impl Modify for Conventions {
     }
 }
 
+/// Declares `Idempotency-Key` on the routes that take one, and `Idempotent-Replayed` on
+/// their success answers.
+fn idempotency_key(doc: &mut Doc) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+
+    let key = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "A key of the client's (1 to 255 visible ASCII characters, bare or as a \
+             structured-field string): a repeat of the request with it replays the first answer \
+             (`Idempotent-Replayed: true`); with another request it is `422`, while the first \
+             is in flight `409`. Kept `IDEMPOTENCY_TTL` (24 h).",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(crate::idempotency::KEY_MAX)),
+        ))
+        .build();
+    let replayed = HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["true"])),
+        ))
+        .description(Some(
+            "`true` on the stored answer to an earlier request with this key",
+        ))
+        .build();
+    for (method, path) in crate::http::idempotency::ROUTES {
+        let Some(item) = doc.paths.paths.get_mut(path) else {
+            continue;
+        };
+        let op = match method {
+            "post" => item.post.as_mut(),
+            _ => None,
+        };
+        let Some(op) = op else { continue };
+        op.parameters
+            .get_or_insert_with(Vec::new)
+            .push(RefOr::T(key.clone()));
+        for (status, response) in op.responses.responses.iter_mut() {
+            if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                let header = RefOr::T(replayed.clone());
+                response
+                    .headers
+                    .insert("Idempotent-Replayed".into(), header);
+            }
+        }
+    }
+}
+
 /// The whole description.
 pub fn document() -> Doc {
     let mut doc = ApiDoc::openapi();
@@ -104,6 +161,7 @@ pub fn document() -> Doc {
     doc.merge(routes::roles::Docs::openapi());
     doc.merge(routes::ops::Docs::openapi());
     Conventions.modify(&mut doc);
+    idempotency_key(&mut doc);
     doc
 }
 

@@ -13,7 +13,8 @@
 //! [`edge_scenarios!`] lists every scenario once, by theme: [`accounts`] (whole journeys
 //! through the edge), [`cache`] (profile caching and conditional reads), [`revocation`] (the
 //! origin's echo and the feed), [`limits`] (rate limits and the body limit), [`tokens`]
-//! (refused tokens), [`sessions`] (ending sessions through and beside the edge), [`mfa`] (second factors through the edge), [`outage`] (the origin cut or hanging), [`headers`] (forwarding headers,
+//! (refused tokens), [`sessions`] (ending sessions through and beside the edge), [`mfa`] (second
+//! factors through the edge), [`standard`] (OAuth2 clients and idempotent writes), [`outage`] (the origin cut or hanging), [`headers`] (forwarding headers,
 //! security headers, request ids, internal endpoints), [`hostile`] (NUL, undecodable strings
 //! and the hostile-value sweep of every route).
 
@@ -39,6 +40,7 @@ pub mod mfa;
 pub mod outage;
 pub mod revocation;
 pub mod sessions;
+pub mod standard;
 pub mod tokens;
 
 /// The secret shared by the edge and the origin (at least 16 characters).
@@ -80,6 +82,8 @@ macro_rules! edge_scenarios {
             sessions::a_client_cannot_claim_a_country,
             mfa::the_mfa_journey_through_the_edge,
             mfa::the_step_up_is_rate_limited_per_ip_at_the_edge,
+            standard::an_oauth2_client_logs_in_and_refreshes_through_the_edge,
+            standard::idempotent_writes_through_the_edge,
         );
     };
     (@tests $runtime:expr; $($theme:ident :: $scenario:ident),+ $(,)?) => {
