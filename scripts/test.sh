@@ -5,7 +5,9 @@
 # failover, the Cloudflare edge under `wrangler dev` and the Spin component in the wasmtime
 # test host, both built first in release, which also builds users-core for both wasm targets;
 # the alerting rules in a real Prometheus) with nextest. Between them:
-# schemathesis as the admin and as a plain user, and bounded fuzzing of the core parsers.
+# schemathesis as the admin and as a plain user, a short flow through a Python client generated
+# from the document, the Swagger UI at /docs in headless Chromium, and bounded fuzzing of the core
+# parsers.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -25,6 +27,10 @@ scripts/check-alerts.sh
 scripts/check.sh
 log "schemathesis against the live origin, as the admin and as a plain user"
 scripts/schemathesis.sh
+log "a Python client generated from /openapi.json (openapi-python-client), through a short flow"
+scripts/sdk-flow.sh
+log "Swagger UI at /docs in headless Chromium: OAuth2 password login, Try it out on GET /users/me"
+scripts/docs-browser.sh
 log "bounded coverage-guided fuzzing of the core parsers (cargo fuzz)"
 scripts/fuzz.sh
 log "the Cloudflare worker (build/worker, for the edge tests)"
