@@ -78,7 +78,8 @@ def check(api, doc, paths, entry):
             return None
         return f"no route of the document has this path (answered {status})"
     method = entry["method"].lower()
-    operation = doc["paths"][template].get(method)
+    # HEAD is GET without the body (RFC 9110 §9.3.2): it is checked as GET's status.
+    operation = doc["paths"][template].get("get" if method == "head" else method)
     if operation is None:
         if status == 405 and is_problem(entry):
             return None

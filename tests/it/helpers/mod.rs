@@ -34,6 +34,7 @@ pub use accounts::{
     unique_name,
 };
 pub use api::{Api, Bearer, Call, Endpoint, http_client_with_timeout};
+pub use record::STUB_HEADER;
 pub use reply::{Reply, error_fields};
 
 /// The public URL the origin is configured with: the issuer of its tokens and the base of links

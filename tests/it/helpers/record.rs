@@ -13,6 +13,10 @@ use serde_json::{Map, Value, json};
 
 use super::Reply;
 
+/// The header a stand-in for the origin marks its answers with: they are not this API's, and
+/// the log leaves them out.
+pub const STUB_HEADER: &str = "x-test-stub";
+
 /// The variable naming the directory of the log.
 pub const LOG_DIR: &str = "USERS_RESPONSE_LOG";
 
@@ -37,6 +41,9 @@ pub fn record(method: &reqwest::Method, url: &reqwest::Url, reply: &Reply) {
     let Some(file) = log_file() else {
         return;
     };
+    if reply.headers.contains_key(STUB_HEADER) {
+        return;
+    }
     let mut headers = Map::new();
     for (name, value) in &reply.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();

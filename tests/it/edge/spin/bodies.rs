@@ -16,7 +16,8 @@ use crate::edge::scenarios::edge_vars;
 use crate::helpers::{Api as _, Endpoint};
 
 /// An origin that answers every request with its headers, then — after a pause, in a
-/// separate write — a body echoing the request's body with padding. Returns its URL and the
+/// separate write — a body echoing the request's body with padding (marked as a stub's: the
+/// traffic log leaves it out). Returns its URL and the
 /// number of requests it has read.
 async fn split_write_origin(pause: Duration) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -60,8 +61,9 @@ async fn split_write_origin(pause: Duration) -> (String, Arc<AtomicUsize>) {
                 let received = String::from_utf8_lossy(&buf[head_end..head_end + length]);
                 let body = json!({"received": received, "padding": "x".repeat(20_000)}).to_string();
                 let headers = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}: 1\r\nconnection: close\r\n\r\n",
+                    body.len(),
+                    crate::helpers::STUB_HEADER
                 );
                 if socket.write_all(headers.as_bytes()).await.is_err()
                     || socket.flush().await.is_err()
