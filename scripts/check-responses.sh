@@ -8,11 +8,7 @@ cd "$ROOT"
 
 OPENAPI_CORE_VERSION="0.23.1"
 LOG_DIR="${1:-${USERS_RESPONSE_LOG:-$ROOT/target/response-log}}"
-ensure_venv
-if ! "$VENV/bin/python" -c "import openapi_core, sys; sys.exit(openapi_core.__version__ != '$OPENAPI_CORE_VERSION')" 2>/dev/null; then
-  log "installing openapi-core $OPENAPI_CORE_VERSION"
-  "$VENV/bin/pip" install -q "openapi-core==$OPENAPI_CORE_VERSION"
-fi
+pip_pin openapi-core "$OPENAPI_CORE_VERSION"
 ensure_postgres
 cargo build -p users-origin --locked -q
 start_origin responses

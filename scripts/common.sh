@@ -130,6 +130,16 @@ ensure_chromium() {
   fi
 }
 
+# The PyPI distribution $1 at exactly version $2 in the venv, installed only when another
+# version (or none) is there.
+pip_pin() {
+  ensure_venv
+  if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$1') != '$2')" 2>/dev/null; then
+    log "installing $1 $2"
+    "$VENV/bin/pip" install -q "$1==$2" </dev/null
+  fi
+}
+
 # A project-local Python venv for PyPI tools (schemathesis, linters), reused when present.
 VENV="$TOOLS/venv"
 ensure_venv() {

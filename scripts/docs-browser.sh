@@ -11,11 +11,7 @@ cd "$ROOT"
 
 SELENIUM_VERSION="4.51.0"
 ensure_chromium
-ensure_venv
-if ! "$VENV/bin/python" -c "import selenium, sys; sys.exit(selenium.__version__ != '$SELENIUM_VERSION')" 2>/dev/null; then
-  log "installing selenium $SELENIUM_VERSION"
-  "$VENV/bin/pip" install -q "selenium==$SELENIUM_VERSION"
-fi
+pip_pin selenium "$SELENIUM_VERSION"
 ensure_postgres
 ensure_redis
 start_origin docs

@@ -8,11 +8,7 @@ cd "$ROOT"
 
 SCHEMATHESIS_VERSION="4.32.5"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
-ensure_venv
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
-  log "installing schemathesis $SCHEMATHESIS_VERSION"
-  "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+pip_pin schemathesis "$SCHEMATHESIS_VERSION"
 ensure_postgres
 cargo build -p users-origin --locked -q
 

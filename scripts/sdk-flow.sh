@@ -13,11 +13,7 @@ cd "$ROOT"
 # /roles/{name}) they annotate `| Unset` without importing it, and the module does not import
 # (openapi-python-client issue #1451).
 OPENAPI_PYTHON_CLIENT_VERSION="0.27.1"
-ensure_venv
-if ! "$VENV/bin/openapi-python-client" --version 2>/dev/null | grep -q "$OPENAPI_PYTHON_CLIENT_VERSION"; then
-  log "installing openapi-python-client $OPENAPI_PYTHON_CLIENT_VERSION"
-  "$VENV/bin/pip" install -q "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION"
-fi
+pip_pin openapi-python-client "$OPENAPI_PYTHON_CLIENT_VERSION"
 ensure_postgres
 ensure_redis
 start_origin sdk
