@@ -29,7 +29,7 @@ LAYERS = [
                 "verification.rs", "idempotency.rs", "mfa/"]),
     ("state", ["state.rs"]),
     ("infrastructure", ["hashing.rs", "cache.rs", "ratelimit.rs", "redis_store.rs",
-                        "metrics.rs", "keys.rs", "mfa_keys.rs"]),
+                        "metrics.rs", "keys.rs", "mfa_keys.rs", "legacy_hash.rs"]),
     ("db", ["db/"]),
     ("base", ["config.rs", "clock.rs", "fields.rs"]),
 ]

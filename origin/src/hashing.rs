@@ -1,4 +1,5 @@
-//! Argon2id password hashing off the async threads.
+//! Argon2id password hashing off the async threads; hashes of other systems' formats
+//! ([`crate::legacy_hash`]) are verified here too, and replaced at the first right password.
 //!
 //! A fixed set of OS threads (one per core by default) takes jobs from a bounded queue. When the
 //! queue is full the caller gets [`HashError::Overloaded`] at once (503 + `Retry-After`) instead
@@ -17,6 +18,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
 use crate::config::HashConfig;
+use crate::legacy_hash;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -221,6 +223,27 @@ impl Hasher {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
         self.run(move || {
+            // Another system's format (an imported account): checked within its bounds, and
+            // replaced by the configured Argon2id at the first right password.
+            if !matches!(
+                legacy_hash::Format::of(&stored),
+                None | Some(legacy_hash::Format::Argon2)
+            ) {
+                let ok = known && legacy_hash::verify(&stored, &password);
+                let rehash = if ok {
+                    hash_with(&params, &password).ok()
+                } else {
+                    None
+                };
+                return Verification { ok, rehash };
+            }
+            // An imported Argon2 hash over the bounds is never computed.
+            if known && legacy_hash::check(&stored).is_err() {
+                return Verification {
+                    ok: false,
+                    rehash: None,
+                };
+            }
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return Verification {
                     ok: false,

@@ -28,6 +28,7 @@ pub mod hashing;
 pub mod http;
 pub mod idempotency;
 pub mod keys;
+pub mod legacy_hash;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;

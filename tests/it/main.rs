@@ -45,6 +45,7 @@ mod helpers;
 mod hostile;
 mod idempotency;
 mod jwt;
+mod legacy;
 mod mfa;
 mod nginx;
 mod oauth;
