@@ -237,19 +237,20 @@ impl Hasher {
                 };
                 return Verification { ok, rehash };
             }
-            // An imported Argon2 hash over the bounds is never computed.
-            if known && legacy_hash::check(&stored).is_err() {
-                return Verification {
-                    ok: false,
-                    rehash: None,
-                };
-            }
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return Verification {
                     ok: false,
                     rehash: None,
                 };
             };
+            // An imported Argon2 hash costlier than both the bounds and this server's own
+            // parameters is never computed.
+            if Params::try_from(&parsed).is_ok_and(|p| over_bounds(&p, &params)) {
+                return Verification {
+                    ok: false,
+                    rehash: None,
+                };
+            }
             let ok = matches(&parsed, &password) && known;
             let outdated = Params::try_from(&parsed).map_or(true, |p| {
                 p.m_cost() != params.m_cost()
@@ -265,6 +266,14 @@ impl Hasher {
         })
         .await
     }
+}
+
+/// Whether Argon2 parameters `p` exceed both [`legacy_hash::Bounds`] and `ours`.
+fn over_bounds(p: &Params, ours: &Params) -> bool {
+    use legacy_hash::Bounds;
+    p.m_cost() > Bounds::ARGON2_M_KIB.max(ours.m_cost())
+        || p.t_cost() > Bounds::ARGON2_T.max(ours.t_cost())
+        || p.p_cost() > Bounds::ARGON2_P.max(ours.p_cost())
 }
 
 fn worker(rx: &Mutex<Receiver<Job>>) {
@@ -298,6 +307,17 @@ mod tests {
             .hash_password(pw.as_bytes(), &SaltString::generate(&mut OsRng))
             .expect("hash")
             .to_string()
+    }
+
+    #[test]
+    fn argon2_bounds_give_way_to_this_servers_own_parameters() {
+        let ours = Params::new(19_456, 2, 1, None).unwrap();
+        let big = Params::new(131_072, 2, 1, None).unwrap();
+        assert!(over_bounds(&big, &ours));
+        assert!(!over_bounds(&big, &big), "a server configured so verifies its own hashes");
+        assert!(!over_bounds(&ours, &ours));
+        assert!(over_bounds(&Params::new(19_456, 7, 1, None).unwrap(), &ours));
+        assert!(over_bounds(&Params::new(19_456, 2, 5, None).unwrap(), &ours));
     }
 
     /// Hashes made with the reused memory are standard PHC strings, and any standard Argon2 PHC
