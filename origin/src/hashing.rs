@@ -314,10 +314,19 @@ mod tests {
         let ours = Params::new(19_456, 2, 1, None).unwrap();
         let big = Params::new(131_072, 2, 1, None).unwrap();
         assert!(over_bounds(&big, &ours));
-        assert!(!over_bounds(&big, &big), "a server configured so verifies its own hashes");
+        assert!(
+            !over_bounds(&big, &big),
+            "a server configured so verifies its own hashes"
+        );
         assert!(!over_bounds(&ours, &ours));
-        assert!(over_bounds(&Params::new(19_456, 7, 1, None).unwrap(), &ours));
-        assert!(over_bounds(&Params::new(19_456, 2, 5, None).unwrap(), &ours));
+        assert!(over_bounds(
+            &Params::new(19_456, 7, 1, None).unwrap(),
+            &ours
+        ));
+        assert!(over_bounds(
+            &Params::new(19_456, 2, 5, None).unwrap(),
+            &ours
+        ));
     }
 
     /// Hashes made with the reused memory are standard PHC strings, and any standard Argon2 PHC

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub login_failures: IntCounter,
     pub login_lockouts: IntCounter,
     pub refresh_reuse: IntCounter,
+    pub legacy_hashes: IntGauge,
 }
 
 impl Metrics {
@@ -135,6 +136,12 @@ impl Metrics {
             "users_refresh_reuse_total",
             "Spent refresh tokens presented again; each revoked its whole family",
         )?;
+        let legacy_hashes = IntGauge::new(
+            "users_password_hashes_legacy",
+            "Accounts whose password hash is in another system's format or outdated Argon2 \
+             (replaced by the configured Argon2id at their next login); read at each scrape",
+        )?;
+        registry.register(Box::new(legacy_hashes.clone()))?;
         registry.register(Box::new(hash_queue_capacity.clone()))?;
         registry.register(Box::new(db_pool_max_size.clone()))?;
         registry.register(Box::new(ready.clone()))?;
@@ -170,6 +177,7 @@ impl Metrics {
             login_failures,
             login_lockouts,
             refresh_reuse,
+            legacy_hashes,
         })
     }
 

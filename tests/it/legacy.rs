@@ -142,3 +142,24 @@ async fn bcrypt_reads_72_bytes_until_the_rehash() {
         .await
         .expect_status(200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metric_counts_the_hashes_still_to_be_rehashed() {
+    let app = spawn_app().await;
+    let legacy = || async { app.metrics().await.sum("users_password_hashes_legacy", &[]) };
+    assert_eq!(
+        legacy().await,
+        0.0,
+        "every account starts with the configured Argon2id"
+    );
+    let (a, b) = (app.new_user().await, app.new_user().await);
+    for user in [&a, &b] {
+        let hash = passlib_hash("bcrypt", "rounds=5", &user.password);
+        store_hash(&app, user, &hash).await;
+    }
+    assert_eq!(legacy().await, 2.0);
+    app.login_raw(&a.username, &a.password)
+        .await
+        .expect_status(200);
+    assert_eq!(legacy().await, 1.0);
+}

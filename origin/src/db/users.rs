@@ -269,6 +269,21 @@ pub async fn bump_security(db: &impl GenericClient, id: Uuid) -> Result<(), toki
     Ok(())
 }
 
+/// How many accounts have a password hash that is not Argon2id with parameters `argon2`
+/// (`m=…,t=…,p=…`, as the PHC string writes them).
+pub async fn count_legacy_hashes(
+    db: &impl GenericClient,
+    argon2: &str,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = db
+        .query_one(
+            "SELECT count(*) FROM users WHERE password_hash NOT LIKE '$argon2id$v=19$' || $1 || '$%'",
+            &[&argon2],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 pub async fn set_password(
     db: &impl GenericClient,
     id: Uuid,

@@ -111,6 +111,14 @@ async fn scrape(State(state): State<AppState>) -> impl axum::response::IntoRespo
     m.db_pool_connections.set(pool.size as i64);
     m.db_pool_available.set(pool.available as i64);
     m.db_pool_waiters.set(pool.waiting as i64);
+    // Accounts still to be rehashed; unchanged when PostgreSQL does not answer.
+    let hashing = &state.config.hashing;
+    let current = format!("m={},t={},p={}", hashing.m_kib, hashing.t, hashing.p);
+    if let Ok(client) = state.db.get().await
+        && let Ok(n) = crate::db::users::count_legacy_hashes(&client, &current).await
+    {
+        m.legacy_hashes.set(n);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
