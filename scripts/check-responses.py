@@ -119,7 +119,12 @@ def load(doc_path):
     with open(doc_path) as f:
         doc = json.load(f)
     # Problem bodies are JSON under their own media type (RFC 9457 §3).
-    config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    # NDJSON (the import report) is checked as the array of its lines.
+    config = Config(extra_media_type_deserializers={
+        "application/problem+json": json.loads,
+        "application/x-ndjson": lambda text: [json.loads(line) for line in text.splitlines()
+                                              if line.strip()],
+    })
     return doc, OpenAPI.from_dict(doc, config=config), templates(doc)
 
 

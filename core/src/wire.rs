@@ -278,6 +278,22 @@ pub fn country_code(value: &str) -> Option<String> {
 /// The origin's public keys (RFC 8615 well-known location of a JWK set, RFC 7517 §5).
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
+/// The import route (SPEC §10), whose body may be larger than others'.
+pub const IMPORT_PATH: &str = "/admin/users/import";
+
+/// Largest body of [`IMPORT_PATH`]: 10 MiB.
+pub const IMPORT_BODY_MAX: usize = 10 * 1024 * 1024;
+
+/// The largest body a request to `path` (`/v1` alias included) may have.
+pub fn body_max(path: &str) -> usize {
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    if path == IMPORT_PATH {
+        IMPORT_BODY_MAX
+    } else {
+        BODY_MAX
+    }
+}
+
 /// The authorization server metadata (RFC 8414 §3).
 pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 

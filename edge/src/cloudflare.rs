@@ -22,7 +22,7 @@ use futures::future::{Either, select};
 use serde::{Deserialize, Serialize};
 use users_core::problem::ErrorCode;
 use users_core::ratelimit::{Decision, Quota, gcra};
-use users_core::wire::BODY_MAX;
+use users_core::wire::body_max;
 use uuid::Uuid;
 use worker::{
     Cache, Context, Date, Delay, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit,
@@ -97,11 +97,12 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
         into_worker(edge.refuse(&headers, problem::problem(code)))
     };
-    if declares_oversized_body(req.headers().get("content-length")?.as_deref()) {
+    let limit = body_max(&req.path());
+    if declares_oversized_body(&req.path(), req.headers().get("content-length")?.as_deref()) {
         return refuse(&req, ErrorCode::PayloadTooLarge);
     }
     let request = match into_http(&mut req).await {
-        Ok(r) if r.body().len() > BODY_MAX => {
+        Ok(r) if r.body().len() > limit => {
             return refuse(&req, ErrorCode::PayloadTooLarge);
         }
         Ok(r) => r,

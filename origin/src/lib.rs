@@ -27,6 +27,7 @@ pub mod fields;
 pub mod hashing;
 pub mod http;
 pub mod idempotency;
+pub mod import;
 pub mod keys;
 pub mod legacy_hash;
 pub mod mail;

@@ -44,6 +44,7 @@ mod faults;
 mod helpers;
 mod hostile;
 mod idempotency;
+mod import;
 mod jwt;
 mod legacy;
 mod mfa;

@@ -24,12 +24,13 @@ use crate::ports::{CachedProfile, Origin, Platform, ProfileCache, RateLimiter, R
 
 use routes::{Route, classify};
 
-/// Whether a request's `Content-Length` already says its body is over [`wire::BODY_MAX`]:
-/// adapters then refuse it with `413` before buffering it.
-pub fn declares_oversized_body(content_length: Option<&str>) -> bool {
+/// Whether a request to `path` whose `Content-Length` is `content_length` already says its
+/// body is over the limit ([`wire::body_max`]): adapters then refuse it with `413` before
+/// buffering it.
+pub fn declares_oversized_body(path: &str, content_length: Option<&str>) -> bool {
     content_length
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > wire::BODY_MAX as u64)
+        .is_some_and(|n| n > wire::body_max(path) as u64)
 }
 
 /// How soon a key set fetched from the origin may be fetched again because a token named a

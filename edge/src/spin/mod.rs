@@ -44,7 +44,7 @@ use spin_sdk::wasip3::{wit_future, wit_stream};
 use users_core::problem::ErrorCode;
 use users_core::ratelimit::{Decision, Quota, gcra};
 use users_core::token::{Jwks, KeySet};
-use users_core::wire::{BODY_MAX, Revocation};
+use users_core::wire::{Revocation, body_max};
 use uuid::Uuid;
 
 mod kv;
@@ -178,7 +178,7 @@ fn client_ip(headers: &http::HeaderMap) -> Option<IpAddr> {
 }
 
 /// The request as the pipeline takes it: path-only URI, whole body, no Spin host headers.
-/// A body over [`BODY_MAX`] is refused with `413` as soon as that is known; a refusal comes
+/// A body over its route's limit ([`body_max`]) is refused with `413` as soon as that is known; a refusal comes
 /// with the request's headers.
 async fn into_http(
     req: Request,
@@ -187,7 +187,8 @@ async fn into_http(
     let malformed = || problem::problem(ErrorCode::MalformedRequest);
     let (parts, body) = req.into_parts();
     let declared = parts.headers.get(http::header::CONTENT_LENGTH);
-    if declares_oversized_body(declared.and_then(|v| v.to_str().ok())) {
+    let limit = body_max(parts.uri.path());
+    if declares_oversized_body(parts.uri.path(), declared.and_then(|v| v.to_str().ok())) {
         return Err((too_large(), parts.headers));
     }
     let mut chunks = body.stream();
@@ -196,7 +197,7 @@ async fn into_http(
         let Ok(chunk) = chunk else {
             return Err((malformed(), parts.headers));
         };
-        if buf.len() + chunk.len() > BODY_MAX {
+        if buf.len() + chunk.len() > limit {
             return Err((too_large(), parts.headers));
         }
         buf.extend_from_slice(&chunk);

@@ -9,6 +9,7 @@ pub mod email;
 pub mod events;
 pub mod grants;
 pub mod idempotency;
+pub mod imports;
 pub mod mfa;
 pub mod outbox;
 pub mod principals;

@@ -407,6 +407,15 @@ impl From<IdempotencyError> for ApiError {
     }
 }
 
+impl From<crate::import::ImportError> for ApiError {
+    fn from(e: crate::import::ImportError) -> Self {
+        match e {
+            crate::import::ImportError::Query(e) => e.into(),
+            crate::import::ImportError::Hash(e) => e.into(),
+        }
+    }
+}
+
 impl From<MfaError> for ApiError {
     fn from(e: MfaError) -> Self {
         match e {

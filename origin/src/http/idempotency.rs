@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::db::GenericClient;
 use crate::db::idempotency::StoredAnswer;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{JsonBody, read_body};
+use crate::http::extract::{JsonBody, media_type, read_body};
 use crate::idempotency::{self, Caller, Key};
 use crate::state::AppState;
 
@@ -25,11 +25,12 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on a replayed answer.
 pub const REPLAYED: &str = "idempotent-replayed";
 /// The routes that take a key (SPEC §9), as `(method, path)` of the document.
-pub const ROUTES: [(&str, &str); 4] = [
+pub const ROUTES: [(&str, &str); 5] = [
     ("post", "/users"),
     ("post", "/roles"),
     ("post", "/auth/register"),
     ("post", "/auth/password/reset"),
+    ("post", "/admin/users/import"),
 ];
 /// The headers of an answer that are stored with it.
 const KEPT_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
@@ -93,23 +94,66 @@ fn key_of(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// A body of any media type, read whole (its media type, without parameters, and bytes),
+/// with the request's `Idempotency-Key`, if any. A body that cannot be read is the request's
+/// answer, given after the key's check.
+#[derive(Debug)]
+pub struct IdempotentBytes {
+    pub body: Result<(Option<String>, Bytes), ApiError>,
+    pub key: Option<KeyRequest>,
+}
+
+/// The key with what identifies its request: the method, the route and query (the `/v1`
+/// alias is the same route) and the body `bytes`.
+fn key_request(
+    key: Option<String>,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    bytes: &Bytes,
+) -> Option<KeyRequest> {
+    let path = uri.path();
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    let route = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    key.map(|key| KeyRequest {
+        key,
+        method: method.as_str().to_owned(),
+        route,
+        body: bytes.clone(),
+    })
+}
+
+impl FromRequest<AppState> for IdempotentBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let key = key_of(req.headers())?;
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let media = media_type(req.headers());
+        let body = read_body(req, state).await;
+        let key = match &body {
+            Ok(bytes) => key_request(key, &method, &uri, bytes),
+            Err(_) => None,
+        };
+        Ok(Self {
+            body: body.map(|bytes| (media, bytes)),
+            key,
+        })
+    }
+}
+
 impl<T: DeserializeOwned> FromRequest<AppState> for IdempotentJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let key = key_of(req.headers())?;
-        let method = req.method().as_str().to_owned();
-        let path = req.uri().path();
-        let route = path.strip_prefix("/v1").unwrap_or(path).to_owned();
+        let (method, uri) = (req.method().clone(), req.uri().clone());
         let headers = req.headers().clone();
         let bytes = read_body(req, state).await?;
         let body = JsonBody::from_bytes(&headers, &bytes).map(|JsonBody(b)| b);
-        let key = key.map(|key| KeyRequest {
-            key,
-            method,
-            route,
-            body: bytes,
-        });
+        let key = key_request(key, &method, &uri, &bytes);
         Ok(Self { body, key })
     }
 }

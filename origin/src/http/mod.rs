@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(wire::REQUEST_ID);
     let api = Router::new()
         .merge(routes::auth::router())
+        .merge(routes::admin::router())
         .merge(routes::users::router())
         .merge(routes::roles::router())
         .merge(routes::ops::router())

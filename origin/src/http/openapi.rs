@@ -24,7 +24,7 @@ use crate::state::AppState;
     components(schemas(Problem, FieldProblem, users_core::model::UserView, users_core::model::RoleView,
                        users_core::model::TokenResponse, users_core::perms::Permission)),
     modifiers(&Conventions),
-    tags((name = "auth"), (name = "users"), (name = "sessions"), (name = "mfa"), (name = "roles"), (name = "operations"))
+    tags((name = "auth"), (name = "users"), (name = "sessions"), (name = "mfa"), (name = "roles"), (name = "admin"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -160,6 +160,7 @@ pub fn document() -> Doc {
     doc.merge(routes::users::Docs::openapi());
     doc.merge(routes::roles::Docs::openapi());
     doc.merge(routes::ops::Docs::openapi());
+    doc.merge(routes::admin::Docs::openapi());
     Conventions.modify(&mut doc);
     idempotency_key(&mut doc);
     doc

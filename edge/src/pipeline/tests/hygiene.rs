@@ -101,11 +101,26 @@ fn cors_is_answered_for_configured_origins_only() {
 fn a_declared_length_over_the_body_limit_is_oversized() {
     use crate::pipeline::declares_oversized_body;
     use users_core::wire::BODY_MAX;
-    assert!(!declares_oversized_body(None));
-    assert!(!declares_oversized_body(Some("0")));
-    assert!(!declares_oversized_body(Some(&BODY_MAX.to_string())));
-    assert!(declares_oversized_body(Some(&(BODY_MAX + 1).to_string())));
-    assert!(declares_oversized_body(Some(" 99999999999 ")));
+    assert!(!declares_oversized_body("/users", None));
+    assert!(!declares_oversized_body("/users", Some("0")));
+    assert!(!declares_oversized_body(
+        "/users",
+        Some(&BODY_MAX.to_string())
+    ));
+    assert!(declares_oversized_body(
+        "/users",
+        Some(&(BODY_MAX + 1).to_string())
+    ));
+    // The import route takes up to 10 MiB, under /v1 too.
+    let import = users_core::wire::IMPORT_BODY_MAX;
+    for path in ["/admin/users/import", "/v1/admin/users/import"] {
+        assert!(!declares_oversized_body(path, Some(&import.to_string())));
+        assert!(declares_oversized_body(
+            path,
+            Some(&(import + 1).to_string())
+        ));
+    }
+    assert!(declares_oversized_body("/users", Some(" 99999999999 ")));
     // Unparseable lengths are left to the body read (and the platform) to judge.
-    assert!(!declares_oversized_body(Some("lots")));
+    assert!(!declares_oversized_body("/users", Some("lots")));
 }

@@ -14,7 +14,7 @@
 //! through the edge), [`cache`] (profile caching and conditional reads), [`revocation`] (the
 //! origin's echo and the feed), [`limits`] (rate limits and the body limit), [`tokens`]
 //! (refused tokens), [`sessions`] (ending sessions through and beside the edge), [`mfa`] (second
-//! factors through the edge), [`standard`] (OAuth2 clients and idempotent writes), [`outage`] (the origin cut or hanging), [`headers`] (forwarding headers,
+//! factors through the edge), [`standard`] (OAuth2 clients, idempotent writes, imports), [`outage`] (the origin cut or hanging), [`headers`] (forwarding headers,
 //! security headers, request ids, internal endpoints), [`hostile`] (NUL, undecodable strings
 //! and the hostile-value sweep of every route).
 
@@ -84,6 +84,7 @@ macro_rules! edge_scenarios {
             mfa::the_step_up_is_rate_limited_per_ip_at_the_edge,
             standard::an_oauth2_client_logs_in_and_refreshes_through_the_edge,
             standard::idempotent_writes_through_the_edge,
+            standard::an_import_passes_the_edge,
         );
     };
     (@tests $runtime:expr; $($theme:ident :: $scenario:ident),+ $(,)?) => {

@@ -67,3 +67,33 @@ pub async fn idempotent_writes_through_the_edge<R: EdgeRuntime>(rt: &R) {
     assert!(replayed(&repeat), "{repeat}");
     assert_replay_of(&repeat, &first);
 }
+
+/// An import through the edge: its body may be larger than any other route's (here over
+/// 64 KiB), the report comes back whole, and its accounts log in through the edge.
+pub async fn an_import_passes_the_edge<R: EdgeRuntime>(rt: &R) {
+    let s = stack(rt, &[]).await;
+    let edge = s.edge();
+    let admin = s.admin_token().await;
+    let password = crate::helpers::strong_password();
+    let hash = crate::legacy::passlib_hash("bcrypt", "rounds=5", &password);
+    let rows: Vec<serde_json::Value> = (0..300)
+        .map(|i| {
+            let name = unique_name(&format!("e{i}"));
+            json!({"username": name, "email": format!("{name}@example.com"),
+                   "password_hash": hash, "display_name": "x".repeat(80)})
+        })
+        .collect();
+    let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    assert!(body.len() > users_core::wire::BODY_MAX, "{}", body.len());
+    let reply = edge
+        .bearer(&admin)
+        .post("/admin/users/import")
+        .typed_body("application/x-ndjson", body)
+        .send()
+        .await;
+    let (lines, summary) = crate::import::report(&reply);
+    assert_eq!(lines.len(), 300);
+    assert_eq!(summary["created"], 300, "{summary}");
+    let first = rows[0]["username"].as_str().unwrap();
+    edge.login(first, &password).await;
+}
