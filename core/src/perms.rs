@@ -18,17 +18,22 @@ pub enum Permission {
     RolesRead,
     #[serde(rename = "roles:manage")]
     RolesManage,
+    /// Exporting accounts with their password hashes (SPEC §10); held only by `admin` of the
+    /// built-in roles.
+    #[serde(rename = "users:export_secrets")]
+    UsersExportSecrets,
 }
 
 impl Permission {
     /// Every permission, in a stable order.
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 7] = [
         Self::UsersRead,
         Self::UsersCreate,
         Self::UsersUpdate,
         Self::UsersDelete,
         Self::RolesRead,
         Self::RolesManage,
+        Self::UsersExportSecrets,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +44,7 @@ impl Permission {
             Self::UsersDelete => "users:delete",
             Self::RolesRead => "roles:read",
             Self::RolesManage => "roles:manage",
+            Self::UsersExportSecrets => "users:export_secrets",
         }
     }
 

@@ -40,6 +40,9 @@ pub const EXTERNAL_ID_MAX: usize = 255;
 #[derive(Debug, Default, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Row {
+    /// Ignored (the id an export gives each account): an account keeps, or gets, its own.
+    #[schema(value_type = Option<String>)]
+    pub id: Option<serde_json::Value>,
     #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: Option<String>,
     #[schema(format = Email, max_length = 254)]

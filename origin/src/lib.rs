@@ -23,6 +23,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod export;
 pub mod fields;
 pub mod hashing;
 pub mod http;

@@ -40,6 +40,7 @@ mod concurrency;
 mod edge;
 mod email;
 mod errors;
+mod export;
 mod faults;
 mod helpers;
 mod hostile;

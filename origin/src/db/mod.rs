@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod email;
 pub mod events;
+pub mod export;
 pub mod grants;
 pub mod idempotency;
 pub mod imports;

@@ -43,13 +43,14 @@ pub const PUBLIC_URL: &str = "http://app.test";
 /// The default audience of access tokens.
 pub const AUDIENCE: &str = "users-api";
 /// Every permission (SPEC §2).
-pub const ALL_PERMS: [&str; 6] = [
+pub const ALL_PERMS: [&str; 7] = [
     "users:read",
     "users:create",
     "users:update",
     "users:delete",
     "roles:read",
     "roles:manage",
+    "users:export_secrets",
 ];
 /// The rate limits of the default test configuration: far above what any test sends, so only
 /// the tests of limits (which set their own) ever meet one.
