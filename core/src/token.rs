@@ -29,6 +29,12 @@ pub const LEEWAY: i64 = 30;
 /// Longest token accepted before any parsing, in bytes.
 pub const TOKEN_MAX: usize = 4096;
 
+/// The permissions of `perms` this build knows.
+fn known_permissions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Permission>, D::Error> {
+    let names = Vec::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+    Ok(names.iter().filter_map(|n| Permission::parse(n)).collect())
+}
+
 /// The application claims of an access token (the registered time claims are beside them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -38,7 +44,10 @@ pub struct AccessClaims {
     pub sub: Uuid,
     pub jti: String,
     pub roles: Vec<String>,
-    /// Permissions at issue time.
+    /// Permissions at issue time. A name this verifier does not know (a newer origin's) is
+    /// left out, not an error: a tier that predates a permission cannot act on it anyway, and
+    /// its tokens must keep working through a rolling upgrade.
+    #[serde(deserialize_with = "known_permissions")]
     pub perms: Vec<Permission>,
     /// The user's security version at issue time.
     pub sv: i64,
@@ -431,6 +440,14 @@ mod tests {
             keys.verify(&parts.join("."), &expect(), NOW),
             Err(TokenError::BadSignature)
         );
+    }
+
+    #[test]
+    fn permissions_this_build_does_not_know_are_left_out() {
+        let mut c = serde_json::to_value(claims()).unwrap();
+        c["perms"] = serde_json::json!(["users:read", "users:some_later_permission"]);
+        let parsed: AccessClaims = serde_json::from_value(c).unwrap();
+        assert_eq!(parsed.perms, [Permission::UsersRead]);
     }
 
     #[test]

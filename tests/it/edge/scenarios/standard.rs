@@ -69,7 +69,8 @@ pub async fn idempotent_writes_through_the_edge<R: EdgeRuntime>(rt: &R) {
 }
 
 /// An import through the edge: its body may be larger than any other route's (here over
-/// 64 KiB), the report comes back whole, and its accounts log in through the edge.
+/// 64 KiB), the report comes back whole, its accounts log in through the edge, and the export
+/// lists them.
 pub async fn an_import_passes_the_edge<R: EdgeRuntime>(rt: &R) {
     let s = stack(rt, &[]).await;
     let edge = s.edge();
@@ -96,4 +97,8 @@ pub async fn an_import_passes_the_edge<R: EdgeRuntime>(rt: &R) {
     assert_eq!(summary["created"], 300, "{summary}");
     let first = rows[0]["username"].as_str().unwrap();
     edge.login(first, &password).await;
+    // And out again, through the edge.
+    let exported = edge.bearer(&admin).get("/admin/users/export").send().await;
+    assert_eq!(exported.status, 200, "{exported}");
+    assert_eq!(exported.text.lines().count(), 301, "the admin and the 300");
 }
