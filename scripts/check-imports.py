@@ -26,7 +26,7 @@ LAYERS = [
     ("startup", ["startup.rs"]),
     ("http", ["http/"]),
     ("domain", ["accounts.rs", "tokens.rs", "write.rs", "mail.rs", "monitor.rs",
-                "verification.rs", "idempotency.rs", "import.rs", "export.rs", "mfa/"]),
+                "verification.rs", "idempotency.rs", "import/", "export.rs", "mfa/"]),
     ("state", ["state.rs"]),
     ("infrastructure", ["hashing.rs", "cache.rs", "ratelimit.rs", "redis_store.rs",
                         "metrics.rs", "keys.rs", "mfa_keys.rs", "legacy_hash.rs"]),
