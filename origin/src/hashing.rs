@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -41,12 +41,22 @@ pub struct Verification {
     pub rehash: Option<String>,
 }
 
+/// What a login for an unknown account is checked against, so that it costs what a login of
+/// an account costs: a stored hash of each shape (format and costs) that accounts other than
+/// native ones have, weighted by how many have it, and the native dummy for the rest.
+#[derive(Debug, Default)]
+struct StandIns {
+    native: u64,
+    foreign: Vec<(u64, String)>,
+}
+
 /// The hashing pool.
 #[derive(Debug)]
 pub struct Hasher {
     tx: SyncSender<Job>,
     params: Params,
     dummy_hash: String,
+    stand_ins: RwLock<StandIns>,
     queued: Arc<AtomicUsize>,
     /// Jobs running or waiting at most: threads plus queue.
     capacity: usize,
@@ -146,6 +156,7 @@ impl Hasher {
             tx,
             params,
             dummy_hash,
+            stand_ins: RwLock::new(StandIns::default()),
             queued: Arc::new(AtomicUsize::new(0)),
             capacity: cfg.workers + cfg.queue,
             rejections,
@@ -213,23 +224,77 @@ impl Hasher {
             .map_err(|e| HashError::Failed(e.to_string()))
     }
 
+    /// How many accounts have a native hash, and a stored hash of each other shape with how
+    /// many accounts have it: what [`Self::verify_unknown`] picks from from now on.
+    pub fn set_stand_ins(&self, native: u64, foreign: Vec<(u64, String)>) {
+        let mut s = self.stand_ins.write().unwrap_or_else(|p| p.into_inner());
+        *s = StandIns { native, foreign };
+    }
+
+    /// The hash an unknown login with `pick` is checked against: a shape drawn with the
+    /// accounts' weights, the same for the same `pick`.
+    fn stand_in(&self, pick: u64) -> String {
+        let s = self.stand_ins.read().unwrap_or_else(|p| p.into_inner());
+        let total = s.native.max(1) + s.foreign.iter().map(|(w, _)| w).sum::<u64>();
+        let mut at = pick % total;
+        for (weight, hash) in &s.foreign {
+            if at < *weight {
+                return hash.clone();
+            }
+            at -= weight;
+        }
+        self.dummy_hash.clone()
+    }
+
+    /// Checks `password` for a login that names no account, against a stand-in of the shape
+    /// `pick` draws (a keyed digest of the login, so a repeat costs the same); always fails.
+    /// Also the format it was checked in.
+    pub async fn verify_unknown(
+        &self,
+        password: String,
+        pick: u64,
+    ) -> Result<(Verification, &'static str), HashError> {
+        let stored = self.stand_in(pick);
+        let format = legacy_hash::Format::of(&stored).map_or("argon2", legacy_hash::Format::name);
+        let verification = self.check(password, stored, false).await?;
+        Ok((verification, format))
+    }
+
     /// Checks `password` against `stored`; with no stored hash, checks a dummy and fails.
     pub async fn verify(
         &self,
         password: String,
         stored: Option<String>,
     ) -> Result<Verification, HashError> {
+        match stored {
+            Some(stored) => self.check(password, stored, true).await,
+            None => self.check(password, self.dummy_hash.clone(), false).await,
+        }
+    }
+
+    /// Checks `password` against `stored`; fails unless `known` (a stand-in costs the same).
+    async fn check(
+        &self,
+        password: String,
+        stored: String,
+        known: bool,
+    ) -> Result<Verification, HashError> {
         let params = self.params.clone();
-        let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
+        let dummy = self.dummy_hash.clone();
         self.run(move || {
+            let failed = Verification {
+                ok: false,
+                rehash: None,
+            };
             // Another system's format (an imported account): checked within its bounds, and
             // replaced by the configured Argon2id at the first right password.
             if !matches!(
                 legacy_hash::Format::of(&stored),
                 None | Some(legacy_hash::Format::Argon2)
             ) {
-                let ok = known && legacy_hash::verify(&stored, &password);
+                // Computed whether or not the account is known: a stand-in costs the same.
+                let matched = legacy_hash::verify(&stored, &password);
+                let ok = known && matched;
                 let rehash = if ok {
                     hash_with(&params, &password).ok()
                 } else {
@@ -238,18 +303,16 @@ impl Hasher {
                 return Verification { ok, rehash };
             }
             let Ok(parsed) = PasswordHash::new(&stored) else {
-                return Verification {
-                    ok: false,
-                    rehash: None,
-                };
+                // No password (`!`, an account without one): it costs a native check too.
+                if let Ok(d) = PasswordHash::new(&dummy) {
+                    let _ = matches(&d, &password);
+                }
+                return failed;
             };
             // An imported Argon2 hash costlier than both the bounds and this server's own
             // parameters is never computed.
             if Params::try_from(&parsed).is_ok_and(|p| over_bounds(&p, &params)) {
-                return Verification {
-                    ok: false,
-                    rehash: None,
-                };
+                return failed;
             }
             let ok = matches(&parsed, &password) && known;
             let outdated = Params::try_from(&parsed).map_or(true, |p| {
@@ -365,6 +428,46 @@ mod tests {
             &PasswordHash::new(&tampered).expect("a PHC string"),
             "correct horse battery"
         ));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_login_draws_a_stand_in_by_weight_and_never_succeeds() {
+        let h = Hasher::new(&cfg(64, 1, 4), counter()).unwrap();
+        let bcrypt = bcrypt::hash("correct horse battery", 4).unwrap();
+        // Nothing imported: every unknown login is checked against the native dummy.
+        let (v, format) = h.verify_unknown("x".into(), 7).await.unwrap();
+        assert_eq!((v.ok, format), (false, "argon2"));
+        // One native account for every three bcrypt ones: picks 0–2 of each 4 are bcrypt.
+        h.set_stand_ins(1, vec![(3, bcrypt.clone())]);
+        let formats: Vec<&str> = [0u64, 1, 2, 3, 4, 7, 8]
+            .iter()
+            .map(|&pick| {
+                legacy_hash::Format::of(&h.stand_in(pick)).map_or("?", legacy_hash::Format::name)
+            })
+            .collect();
+        assert_eq!(
+            formats,
+            [
+                "bcrypt", "bcrypt", "bcrypt", "argon2", "bcrypt", "argon2", "bcrypt"
+            ]
+        );
+        // The stand-in's own password is still refused: it belongs to no login.
+        let (v, format) = h
+            .verify_unknown("correct horse battery".into(), 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            (v, format),
+            (
+                Verification {
+                    ok: false,
+                    rehash: None
+                },
+                "bcrypt"
+            )
+        );
+        // An account without a password (`!`) fails like any other wrong password.
+        assert!(!h.verify("x".into(), Some("!".into())).await.unwrap().ok);
     }
 
     fn counter() -> prometheus::IntCounter {

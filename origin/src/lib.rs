@@ -38,6 +38,7 @@ pub mod mfa_keys;
 pub mod monitor;
 pub mod ratelimit;
 pub mod redis_store;
+pub mod stand_ins;
 pub mod startup;
 pub mod state;
 pub mod tokens;

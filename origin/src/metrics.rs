@@ -40,6 +40,8 @@ pub struct Metrics {
     pub login_lockouts: IntCounter,
     pub refresh_reuse: IntCounter,
     pub legacy_hashes: IntGauge,
+    /// Logins naming no account, by the format of the stand-in checked (SPEC §10).
+    pub unknown_logins: IntCounterVec,
 }
 
 impl Metrics {
@@ -142,6 +144,15 @@ impl Metrics {
              (replaced by the configured Argon2id at their next login); read at each scrape",
         )?;
         registry.register(Box::new(legacy_hashes.clone()))?;
+        let unknown_logins = IntCounterVec::new(
+            Opts::new(
+                "users_login_unknown_total",
+                "Logins naming no account, by the hash format of the stand-in they were checked \
+                 against (drawn from the stored hashes' shapes, so they cost what an account does)",
+            ),
+            &["format"],
+        )?;
+        registry.register(Box::new(unknown_logins.clone()))?;
         registry.register(Box::new(hash_queue_capacity.clone()))?;
         registry.register(Box::new(db_pool_max_size.clone()))?;
         registry.register(Box::new(ready.clone()))?;
@@ -178,6 +189,7 @@ impl Metrics {
             login_lockouts,
             refresh_reuse,
             legacy_hashes,
+            unknown_logins,
         })
     }
 

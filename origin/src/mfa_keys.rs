@@ -150,6 +150,15 @@ impl MfaKeys {
         Self::mac(&self.keys[0].key, code)
     }
 
+    /// A number drawn from `input` under the current key for `purpose`: the same input
+    /// draws the same number on every replica, and nobody without the key can tell which.
+    pub fn draw(&self, purpose: &str, input: &str) -> u64 {
+        let mac = Self::mac(&self.keys[0].key, &format!("{purpose}\0{input}"));
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&mac[..8]);
+        u64::from_be_bytes(first)
+    }
+
     /// Its HMAC under every key, the current one first: what a stored code may be.
     pub fn code_hashes(&self, code: &str) -> Vec<Vec<u8>> {
         self.keys.iter().map(|k| Self::mac(&k.key, code)).collect()

@@ -76,7 +76,10 @@ pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
     let (mut client, connection) =
         tokio_postgres::connect(config.database_url.expose(), tokio_postgres::NoTls)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"))?;
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => anyhow::anyhow!("cannot connect to DATABASE_URL: {}", db.message()),
+                None => anyhow::anyhow!("cannot connect to DATABASE_URL: {e}"),
+            })?;
     let task = tokio::spawn(connection);
     let applied = users_migrations::run(&mut client).await?;
     drop(client);
@@ -87,65 +90,72 @@ pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
     Ok(applied)
 }
 
+/// The state a replica serves from (and the command-line tools work with): the pool, the
+/// hashing pool, the keys, the cache and the limiter, from `config`. Connects lazily.
+pub fn state(config: Config) -> anyhow::Result<AppState> {
+    let keys = crate::keys::load(&config.keys)?;
+    let mfa_keys = crate::mfa_keys::MfaKeys::load(&config.keys)?;
+    let metrics = crate::metrics::Metrics::new()?;
+    let hasher = Hasher::new(&config.hashing, metrics.hash_rejections.clone())?;
+    let expect = Expectations {
+        issuer: config.tokens.issuer.clone(),
+        audience: config.tokens.audience.clone(),
+    };
+    let redis = match &config.redis.url {
+        Some(url) => Some(crate::redis_store::Redis::new(
+            url.expose(),
+            &config.redis.prefix,
+            metrics.redis_errors.clone(),
+        )?),
+        None => None,
+    };
+    let ttl = std::time::Duration::from_secs(config.redis.cache_ttl);
+    let cache = match &redis {
+        Some(r) => crate::cache::UserCache::redis(r.clone(), ttl),
+        None => crate::cache::UserCache::memory(ttl),
+    };
+    let limiter = crate::ratelimit::Limiter::new(
+        redis.clone(),
+        config.limits.login_failure_window,
+        crate::ratelimit::Counters {
+            refused: metrics.rate_limited.clone(),
+            login_failures: metrics.login_failures.clone(),
+            lockouts: metrics.login_lockouts.clone(),
+        },
+    );
+    // The bounds the queue and pool gauges are read against.
+    metrics
+        .hash_queue_capacity
+        .set(i64::try_from(hasher.capacity()).unwrap_or(i64::MAX));
+    metrics
+        .db_pool_max_size
+        .set(i64::try_from(config.database_pool_size).unwrap_or(i64::MAX));
+    let state = AppState {
+        mfa_keys: Arc::new(mfa_keys),
+        redis,
+        cache: Arc::new(cache),
+        limiter: Arc::new(limiter),
+        db: pool(&config)?,
+        hasher: Arc::new(hasher),
+        keys: Arc::new(keys),
+        expect: Arc::new(expect),
+        metrics: Arc::new(metrics),
+        mail_ready: Arc::new(Notify::new()),
+        config: Arc::new(config),
+    };
+    Ok(state)
+}
+
 impl Application {
     /// Connects, migrates, bootstraps the admin and binds `LISTEN_ADDR`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         migrate(&config).await?;
-        let keys = crate::keys::load(&config.keys)?;
-        let mfa_keys = crate::mfa_keys::MfaKeys::load(&config.keys)?;
-        let metrics = crate::metrics::Metrics::new()?;
-        let hasher = Hasher::new(&config.hashing, metrics.hash_rejections.clone())?;
-        let expect = Expectations {
-            issuer: config.tokens.issuer.clone(),
-            audience: config.tokens.audience.clone(),
-        };
-        let redis = match &config.redis.url {
-            Some(url) => Some(crate::redis_store::Redis::new(
-                url.expose(),
-                &config.redis.prefix,
-                metrics.redis_errors.clone(),
-            )?),
-            None => None,
-        };
-        let ttl = std::time::Duration::from_secs(config.redis.cache_ttl);
-        let cache = match &redis {
-            Some(r) => crate::cache::UserCache::redis(r.clone(), ttl),
-            None => crate::cache::UserCache::memory(ttl),
-        };
-        let limiter = crate::ratelimit::Limiter::new(
-            redis.clone(),
-            config.limits.login_failure_window,
-            crate::ratelimit::Counters {
-                refused: metrics.rate_limited.clone(),
-                login_failures: metrics.login_failures.clone(),
-                lockouts: metrics.login_lockouts.clone(),
-            },
-        );
-        // The bounds the queue and pool gauges are read against.
-        metrics
-            .hash_queue_capacity
-            .set(i64::try_from(hasher.capacity()).unwrap_or(i64::MAX));
-        metrics
-            .db_pool_max_size
-            .set(i64::try_from(config.database_pool_size).unwrap_or(i64::MAX));
-        if redis.is_none() {
+        let state = state(config)?;
+        if state.redis.is_none() {
             tracing::info!(
                 "REDIS_URL is not set: user views are cached and rate limits kept in process"
             );
         }
-        let state = AppState {
-            mfa_keys: Arc::new(mfa_keys),
-            redis,
-            cache: Arc::new(cache),
-            limiter: Arc::new(limiter),
-            db: pool(&config)?,
-            hasher: Arc::new(hasher),
-            keys: Arc::new(keys),
-            expect: Arc::new(expect),
-            metrics: Arc::new(metrics),
-            mail_ready: Arc::new(Notify::new()),
-            config: Arc::new(config),
-        };
         bootstrap_admin(&state).await?;
         let listener = TcpListener::bind(state.config.listen_addr)
             .await
@@ -176,6 +186,7 @@ impl Application {
         let mail = crate::mail::spawn_sender(self.state.clone())?;
         let monitor = crate::monitor::spawn(self.state.clone());
         let idempotency = crate::idempotency::spawn_cleanup(self.state.clone());
+        let stand_ins = crate::stand_ins::spawn(self.state.clone());
         let cache = Arc::clone(&self.state.cache);
         let flusher = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -198,6 +209,7 @@ impl Application {
         flusher.abort();
         monitor.abort();
         idempotency.abort();
+        stand_ins.abort();
         Ok(())
     }
 }

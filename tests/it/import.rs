@@ -162,6 +162,17 @@ async fn a_rerun_skips_and_upsert_updates() {
     let view = app.as_admin().get(&path).send().await.expect_json(200);
     assert_eq!(view["display_name"], "Renamed");
     assert_eq!(view["is_active"], false);
+    // The same upsert again changes nothing, and says so.
+    let reply = app
+        .as_admin()
+        .post("/admin/users/import?mode=upsert")
+        .json(&json!([changed]))
+        .send()
+        .await;
+    let (lines, _) = report(&reply);
+    assert_eq!(lines[0]["outcome"], "skipped");
+    let again = app.as_admin().get(&path).send().await.expect_json(200);
+    assert_eq!(again["version"], view["version"]);
     assert_eq!(
         users_named(&app, row["username"].as_str().unwrap()).await,
         1

@@ -163,3 +163,49 @@ async fn a_metric_counts_the_hashes_still_to_be_rehashed() {
         .expect_status(200);
     assert_eq!(legacy().await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_login_is_checked_against_the_shapes_the_accounts_have() {
+    let app = spawn_app().await;
+    let unknown = |format: &'static str| {
+        let app = &app;
+        async move {
+            app.metrics()
+                .await
+                .sum("users_login_unknown_total", &[("format", format)])
+        }
+    };
+    // Three imported bcrypt accounts beside the native admin: an unknown login is checked
+    // against a bcrypt stand-in three times in four, the admin's Argon2id once.
+    let rows: Vec<serde_json::Value> = (0..3)
+        .map(|_| crate::import::bcrypt_row(&crate::helpers::strong_password()))
+        .collect();
+    let (_, summary) =
+        crate::import::report(&crate::import::import_ndjson(&app.as_admin(), "", &rows).await);
+    assert_eq!(summary["created"], 3);
+    for n in 0..40 {
+        app.login_raw(&format!("nobody-{n}@example.com"), "not the password")
+            .await
+            .assert_problem(401, "invalid-credentials");
+    }
+    let (bcrypt, argon2) = (unknown("bcrypt").await, unknown("argon2").await);
+    assert_eq!(bcrypt + argon2, 40.0);
+    assert!(
+        bcrypt > 0.0 && argon2 > 0.0,
+        "bcrypt {bcrypt}, argon2 {argon2}"
+    );
+    // The same login draws the same stand-in every time.
+    for _ in 0..4 {
+        app.login_raw("the-same-nobody@example.com", "not the password")
+            .await
+            .assert_problem(401, "invalid-credentials");
+    }
+    let (b, a) = (
+        unknown("bcrypt").await - bcrypt,
+        unknown("argon2").await - argon2,
+    );
+    assert!(
+        (b, a) == (4.0, 0.0) || (b, a) == (0.0, 4.0),
+        "bcrypt +{b}, argon2 +{a}"
+    );
+}

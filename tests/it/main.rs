@@ -61,6 +61,7 @@ mod reset;
 mod revocation;
 mod roles;
 mod scrape;
+mod seed;
 mod sessions;
 mod smtp;
 mod testdb;

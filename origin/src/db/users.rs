@@ -284,6 +284,27 @@ pub async fn count_legacy_hashes(
     Ok(row.get(0))
 }
 
+/// How many accounts there are, and of those whose hash is not Argon2id: each shape (the
+/// hash without its salt and digest) with how many have it and one hash of that shape.
+pub async fn hash_shapes(
+    db: &impl GenericClient,
+) -> Result<(i64, Vec<(i64, String)>), tokio_postgres::Error> {
+    let all: i64 = db
+        .query_one("SELECT count(*) FROM users", &[])
+        .await?
+        .get(0);
+    let rows = db
+        .query(
+            "SELECT count(*), min(password_hash) FROM users \
+             WHERE password_hash NOT LIKE '$argon2id$%' \
+             GROUP BY regexp_replace(password_hash, \
+                 '^(\\$2[aby]\\$[0-9]+\\$).*$|^(.*)\\$[^$]*\\$[^$]*$', '\\1\\2')",
+            &[],
+        )
+        .await?;
+    Ok((all, rows.iter().map(|r| (r.get(0), r.get(1))).collect()))
+}
+
 pub async fn set_password(
     db: &impl GenericClient,
     id: Uuid,

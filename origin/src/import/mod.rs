@@ -8,6 +8,7 @@
 //! everything but hashing and rolls back.
 
 mod row;
+pub mod seed;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +24,7 @@ pub use row::{EXTERNAL_ID_MAX, Row, Valid};
 use row::{role_problem, validate};
 
 use crate::accounts::revoke_sessions;
-use crate::db::{self, audit::Ctx, audit::Event, imports::Imported};
+use crate::db::{self, audit::Ctx, audit::Event, imports::Imported, imports::Keep};
 use crate::hashing::HashError;
 use crate::legacy_hash;
 use crate::state::AppState;
@@ -35,12 +36,17 @@ pub const ROWS_MAX: usize = 1000;
 pub const PASSWORDS_MAX: usize = 100;
 
 /// What a row does to an account that exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// It is left as it is (`skipped`).
     Insert,
-    /// It is brought up to the row (`updated`).
+    /// It is brought up to the row (`updated`; `skipped` when nothing differs).
     Upsert,
+    /// A rerun of a migration from another system: as `Upsert`, but the account keeps the
+    /// roles it has that are not among these (the roles the other system has: those are
+    /// its to give and take), and its hash unless the other system's changed since the last
+    /// import (a rehash at login, or a new password here, is not undone).
+    Sync(BTreeSet<String>),
 }
 
 /// What became of a row.
@@ -84,7 +90,8 @@ pub type Input = (usize, Result<Row, Vec<FieldProblem>>);
 /// Who imports.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor<'a> {
-    pub id: Uuid,
+    /// `None`: the operator, from the command line.
+    pub id: Option<Uuid>,
     pub perms: &'a BTreeSet<Permission>,
     pub ctx: &'a Ctx,
 }
@@ -181,7 +188,7 @@ pub async fn write_rows(
     write: &mut Write<'_>,
     actor: Actor<'_>,
     (valid, mut lines): (Vec<(usize, Valid)>, Vec<Line>),
-    mode: Mode,
+    mode: &Mode,
     dry_run: bool,
 ) -> Result<(Vec<Line>, Summary), ImportError> {
     let names: Vec<String> = valid
@@ -238,7 +245,7 @@ pub async fn write_rows(
             Outcome::Failed => summary.failed += 1,
         }
     }
-    let event = Event::new("users.imported", Some(actor.id), None).with(
+    let event = Event::new("users.imported", actor.id, None).with(
         json!({"created": summary.created, "updated": summary.updated,
                      "skipped": summary.skipped, "failed": summary.failed, "dry_run": dry_run}),
     );
@@ -251,7 +258,7 @@ async fn write_row(
     db: &impl db::GenericClient,
     v: &Valid,
     actor: Actor<'_>,
-    mode: Mode,
+    mode: &Mode,
 ) -> Result<(Outcome, Uuid, Option<i64>), tokio_postgres::Error> {
     let imported = Imported {
         username: v.username.as_str(),
@@ -266,14 +273,23 @@ async fn write_row(
     let existing = db::users::get_by_email(db, v.email.as_str()).await?;
     let (outcome, id, invalidate) = match (existing, mode) {
         (Some(user), Mode::Insert) => return Ok((Outcome::Skipped, user.id, None)),
-        (Some(user), Mode::Upsert) => {
-            let Some((version, security)) = db::imports::update(db, user.id, &imported).await?
+        (Some(user), Mode::Upsert | Mode::Sync(_)) => {
+            let roles = match mode {
+                Mode::Sync(theirs) => kept_roles(&user.roles, &v.roles, theirs),
+                _ => v.roles.clone(),
+            };
+            let roles_changed = sorted(&user.roles) != sorted(&roles);
+            let keep = Keep {
+                roles_changed,
+                hash_unless_changed: matches!(mode, Mode::Sync(_)),
+            };
+            let Some((version, security)) =
+                db::imports::update(db, user.id, &imported, keep).await?
             else {
                 return Ok((Outcome::Skipped, user.id, None));
             };
-            let roles_changed = user.roles != v.roles;
             if roles_changed {
-                db::users::set_roles(db, user.id, &v.roles).await?;
+                db::users::set_roles(db, user.id, &roles).await?;
             }
             if security || roles_changed {
                 revoke_sessions(db, user.id).await?;
@@ -288,7 +304,44 @@ async fn write_row(
     };
     let details = json!({"outcome": outcome, "format": v.hash.as_deref()
         .and_then(legacy_hash::Format::of).map(legacy_hash::Format::name)});
-    let event = Event::new("user.imported", Some(actor.id), Some(id)).with(details);
+    let event = Event::new("user.imported", actor.id, Some(id)).with(details);
     db::audit::record(db, actor.ctx, event).await?;
     Ok((outcome, id, invalidate))
+}
+
+/// The roles of a synced account: the row's, and those it has here that the other system
+/// does not manage.
+fn kept_roles(here: &[String], row: &[String], theirs: &BTreeSet<String>) -> Vec<String> {
+    let mut roles: BTreeSet<String> = here
+        .iter()
+        .filter(|r| !theirs.contains(*r))
+        .cloned()
+        .collect();
+    roles.extend(row.iter().cloned());
+    roles.into_iter().collect()
+}
+
+fn sorted(roles: &[String]) -> BTreeSet<&str> {
+    roles.iter().map(String::as_str).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_sync_keeps_the_roles_the_other_system_does_not_manage() {
+        let theirs: BTreeSet<String> = names(&["editor", "admin"]).into_iter().collect();
+        // "auditor" was granted here; "admin" was taken away there.
+        let kept = kept_roles(
+            &names(&["admin", "auditor", "user"]),
+            &names(&["editor", "user"]),
+            &theirs,
+        );
+        assert_eq!(kept, names(&["auditor", "editor", "user"]));
+    }
 }

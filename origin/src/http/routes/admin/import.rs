@@ -108,11 +108,11 @@ async fn import_once(
         return Ok(replay);
     }
     let actor = Actor {
-        id: auth.user_id,
+        id: Some(auth.user_id),
         perms: &auth.perms,
         ctx: &auth.ctx,
     };
-    let (lines, summary) = import::write_rows(&mut write, actor, prepared, mode, dry_run).await?;
+    let (lines, summary) = import::write_rows(&mut write, actor, prepared, &mode, dry_run).await?;
     let res = report(lines, summary);
     if dry_run {
         // Dropped, the transaction rolls back: nothing was written.
@@ -121,6 +121,8 @@ async fn import_once(
     }
     let res = idempotency::record(state, &write.tx, key, res).await?;
     write.commit().await?;
+    // What an unknown login costs follows the hashes just imported.
+    crate::stand_ins::refresh(state).await;
     Ok(res)
 }
 

@@ -148,7 +148,19 @@ async fn password_grant(
         Some(c) => (Some(c.user), Some(c.password_hash), c.grants),
         None => (None, None, Grants::default()),
     };
-    let verification = state.hasher.verify(password, hash).await?;
+    let verification = if hash.is_some() {
+        state.hasher.verify(password, hash).await?
+    } else {
+        // The same login always draws the same stand-in: a repeat learns nothing new.
+        let pick = state.mfa_keys.draw("login stand-in", &identifier);
+        let (verification, format) = state.hasher.verify_unknown(password, pick).await?;
+        state
+            .metrics
+            .unknown_logins
+            .with_label_values(&[format])
+            .inc();
+        verification
+    };
     let client = state.db.get().await?;
     let Some(user) = user.clone().filter(|u| verification.ok && u.is_active) else {
         // A known account is named by id; only an unknown identifier is kept as typed.
