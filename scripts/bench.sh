@@ -3,7 +3,8 @@
 # origin in-process, measures each scenario at saturation and at half of it, and writes
 # bench/results.json and docs/benchmarks.md. Takes about 5–8 minutes after the build.
 # Options are passed on (scripts/bench.sh --help). `scripts/bench.sh --edge` runs the edge
-# benchmark instead (bench/src/bin/edge.rs).
+# benchmark instead (bench/src/bin/edge.rs); `scripts/bench.sh --transfer` the import and export
+# benchmark (bench/src/bin/transfer.rs).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -28,6 +29,11 @@ if [ "${1:-}" = "--edge" ]; then
   scripts/build-spin.sh
   cargo build --release --locked -p users-spin-host
   exec cargo run --release --locked -p users-bench --bin users-bench-edge
+fi
+if [ "${1:-}" = "--transfer" ]; then
+  # Import and export of 100 000 accounts through the release-built origin, as a child process.
+  cargo build --release --locked -p users-origin
+  exec cargo run --release --locked -p users-bench --bin users-bench-transfer
 fi
 exec cargo run --release --locked -p users-bench -- \
   --out bench/results.json --md docs/benchmarks.md "$@"

@@ -1,6 +1,6 @@
-//! The load benchmarks of the users service, shared by the two binaries: `users-bench` (the
-//! origin: [`origin_bench`]) and `users-bench-edge` (the edge runtimes in front of it:
-//! [`edge_bench`]). `scripts/bench.sh` runs them.
+//! The load benchmarks of the users service, shared by the binaries: `users-bench` (the
+//! origin: [`origin_bench`]), `users-bench-edge` (the edge runtimes in front of it:
+//! [`edge_bench`]) and `users-bench-transfer` (import and export: [`transfer_bench`]). `scripts/bench.sh` runs them.
 //!
 //! Lower layers first; each module imports only those above it in this list:
 //! - [`figures`]: rounding and medians.
@@ -11,7 +11,8 @@
 //! - [`stack`]: PostgreSQL, Redis, the in-process origin and the edge processes, and what a
 //!   run creates in them and removes at the end.
 //! - [`seed`]: the seeded users.
-//! - [`origin_bench`] and [`edge_bench`]: the two benchmarks, neither using the other.
+//! - [`origin_bench`], [`edge_bench`] and [`transfer_bench`]: the benchmarks, none using
+//!   another.
 
 pub mod cpu;
 pub mod edge_bench;
@@ -21,3 +22,4 @@ pub mod load;
 pub mod origin_bench;
 pub mod seed;
 pub mod stack;
+pub mod transfer_bench;

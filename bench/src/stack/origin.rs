@@ -5,7 +5,12 @@
 
 use std::collections::HashMap;
 
-use anyhow::{anyhow, bail};
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
 use serde_json::{Value, json};
 
 use super::services::{Scratch, database_url, redis_url};
@@ -55,6 +60,69 @@ impl OriginVars {
 }
 
 pub use users_harness::InProcessOrigin;
+
+/// The release-built `users-origin` binary as a child process in its own process group (so
+/// its memory is its own to measure), stopped on drop.
+#[derive(Debug)]
+pub struct OriginProcess {
+    group: users_harness::process::ProcessGroup,
+}
+
+impl OriginProcess {
+    /// Starts `root`/target/release/users-origin with `vars` alone on a free port and waits
+    /// until `/readyz` answers `200`; the process and its base URL.
+    pub async fn start(root: &Path, vars: &OriginVars) -> anyhow::Result<(Self, String)> {
+        let bin = root.join("target/release/users-origin");
+        if !bin.exists() {
+            bail!(
+                "{} is missing: cargo build --release -p users-origin",
+                bin.display()
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(bin)
+            .env_clear()
+            .envs(&vars.0)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .context("start users-origin")?;
+        let mut process = Self {
+            group: users_harness::process::ProcessGroup::new(child),
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Some(status) = process.group.try_wait()? {
+                bail!("users-origin exited at start: {status}");
+            }
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
+                return Ok((process, base));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        process.group.stop(Duration::from_secs(5));
+        bail!("users-origin was not ready within 60 s")
+    }
+
+    /// Its pid (for `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.group.id()
+    }
+}
+
+impl Drop for OriginProcess {
+    fn drop(&mut self) {
+        self.group.stop(Duration::from_secs(5));
+    }
+}
 
 /// Logs in at `base` (the origin, or an edge in front of it) and returns the access token.
 pub async fn login(
