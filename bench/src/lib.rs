@@ -4,6 +4,7 @@
 //!
 //! Lower layers first; each module imports only those above it in this list:
 //! - [`figures`]: rounding and medians.
+//! - [`section`]: a marked section of a markdown report, rewritten in place.
 //! - [`cpu`]: where the CPU went during a run, from `/proc`.
 //! - [`load`]: the HTTP load generator (closed and open loop) and the figures of a run.
 //! - [`host`]: the machine and the checkout: cores, tokio runtimes and how a run ends (finished,
@@ -20,6 +21,7 @@ pub mod figures;
 pub mod host;
 pub mod load;
 pub mod origin_bench;
+pub mod section;
 pub mod seed;
 pub mod stack;
 pub mod transfer_bench;

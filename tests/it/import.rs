@@ -150,26 +150,21 @@ async fn a_rerun_skips_and_upsert_updates() {
     let mut changed = row.clone();
     changed["display_name"] = json!("Renamed");
     changed["is_active"] = json!(false);
-    let reply = app
-        .as_admin()
-        .post("/admin/users/import?mode=upsert")
-        .json(&json!([changed]))
-        .send()
-        .await;
-    let (lines, summary) = report(&reply);
+    let upsert = || async {
+        app.as_admin()
+            .post("/admin/users/import?mode=upsert")
+            .json(&json!([changed]))
+            .send()
+            .await
+    };
+    let (lines, summary) = report(&upsert().await);
     assert_eq!(lines[0]["outcome"], "updated");
     assert_eq!(summary["updated"], 1);
     let view = app.as_admin().get(&path).send().await.expect_json(200);
     assert_eq!(view["display_name"], "Renamed");
     assert_eq!(view["is_active"], false);
     // The same upsert again changes nothing, and says so.
-    let reply = app
-        .as_admin()
-        .post("/admin/users/import?mode=upsert")
-        .json(&json!([changed]))
-        .send()
-        .await;
-    let (lines, _) = report(&reply);
+    let (lines, _) = report(&upsert().await);
     assert_eq!(lines[0]["outcome"], "skipped");
     let again = app.as_admin().get(&path).send().await.expect_json(200);
     assert_eq!(again["version"], view["version"]);

@@ -62,39 +62,7 @@ pub fn markdown(r: &EdgeResults) -> String {
     md
 }
 
-/// `existing` with its edge section replaced by `section`, or `section` appended.
-fn splice(existing: &str, section: &str) -> String {
-    match (existing.find(BEGIN), existing.find(END)) {
-        (Some(a), Some(b)) => {
-            let rest = existing[b + END.len()..].trim_start_matches('\n');
-            format!("{}{section}{rest}", &existing[..a])
-        }
-        _ => format!("{existing}\n{section}"),
-    }
-}
-
 /// Writes the section for `r` into the markdown file at `path` (created if missing).
 pub fn write(r: &EdgeResults, path: &Path) -> anyhow::Result<()> {
-    let existing = std::fs::read_to_string(path).unwrap_or_default();
-    std::fs::write(path, splice(&existing, &markdown(r)))?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_section_is_replaced_in_place_or_appended() {
-        let new = format!("{BEGIN}\nnew\n{END}\n");
-        let doc = format!("# Benchmarks\n\n{BEGIN}\nold\n{END}\n\n## Next\n");
-        assert_eq!(
-            splice(&doc, &new),
-            format!("# Benchmarks\n\n{BEGIN}\nnew\n{END}\n## Next\n")
-        );
-        assert_eq!(
-            splice("# Benchmarks\n", &new),
-            format!("# Benchmarks\n\n{BEGIN}\nnew\n{END}\n")
-        );
-    }
+    crate::section::write(path, (BEGIN, END), &markdown(r))
 }

@@ -77,20 +77,7 @@ fn markdown(r: &TransferResults) -> String {
     md
 }
 
-/// `existing` with its transfer section replaced by `section`, or `section` appended.
-fn splice(existing: &str, section: &str) -> String {
-    match (existing.find(BEGIN), existing.find(END)) {
-        (Some(a), Some(b)) => {
-            let rest = existing[b + END.len()..].trim_start_matches('\n');
-            format!("{}{section}{rest}", &existing[..a])
-        }
-        _ => format!("{existing}\n{section}"),
-    }
-}
-
 /// Writes the section for `r` into the markdown file at `path` (created if missing).
 pub fn write(r: &TransferResults, path: &Path) -> anyhow::Result<()> {
-    let existing = std::fs::read_to_string(path).unwrap_or_default();
-    std::fs::write(path, splice(&existing, &markdown(r)))?;
-    Ok(())
+    crate::section::write(path, (BEGIN, END), &markdown(r))
 }
