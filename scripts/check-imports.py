@@ -29,7 +29,7 @@ LAYERS = [
                 "verification.rs", "idempotency.rs", "import/", "export.rs", "mfa/",
                 "stand_ins.rs"]),
     ("state", ["state.rs"]),
-    ("infrastructure", ["hashing.rs", "cache.rs", "ratelimit.rs", "redis_store.rs",
+    ("infrastructure", ["hashing/", "cache.rs", "ratelimit.rs", "redis_store.rs",
                         "metrics.rs", "keys.rs", "mfa_keys.rs", "legacy_hash.rs"]),
     ("db", ["db/"]),
     ("base", ["config.rs", "clock.rs", "fields.rs"]),

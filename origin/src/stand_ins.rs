@@ -16,16 +16,15 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(300);
 /// had (and is logged).
 pub async fn refresh(state: &AppState) {
     let shapes = match state.db.get().await {
-        Ok(client) => crate::db::users::hash_shapes(&client).await,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the shapes of the stored hashes");
-            return;
-        }
+        Ok(client) => crate::db::users::hash_shapes(&client)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     };
     let (all, shapes) = match shapes {
         Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not read the shapes of the stored hashes");
+        Err(error) => {
+            tracing::warn!(%error, "could not read the shapes of the stored hashes");
             return;
         }
     };

@@ -123,6 +123,14 @@ fn run_import_on_a_terminal(app: &TestApp, url: &str) -> (bool, String) {
     )
 }
 
+/// Runs `users-origin import --from-seed-db url` and expects success; its stdout and stderr.
+fn import_succeeds(app: &TestApp, url: &str) -> (String, String) {
+    let out = run_import(app, &["--from-seed-db", url]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -178,9 +186,7 @@ async fn the_seed_database_moves_in_twice_and_its_users_log_in_with_their_old_pa
     let total = 3 + CROWD;
 
     // The first run, not on a terminal: no progress bar, a summary, success.
-    let out = run_import(&app, &["--from-seed-db", &seed.url()]);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, stderr) = import_succeeds(&app, &seed.url());
     assert_eq!(
         stdout.trim(),
         format!(
@@ -259,7 +265,8 @@ async fn the_seed_database_moves_in_twice_and_its_users_log_in_with_their_old_pa
     assert!(alice_hash.starts_with("$argon2id$"), "{alice_hash}");
     app.login("alice", &alice_pw).await;
 
-    // What changed there (bob logged in here too: his rehash gives way to the new password) comes here on the next run: bob's new password, carol let in.
+    // What changed there comes here on the next run: bob's new password (he logged in here
+    // too: his rehash gives way to it), carol let in.
     let bob_new = strong_password();
     seed.db
         .execute(
@@ -275,9 +282,7 @@ async fn the_seed_database_moves_in_twice_and_its_users_log_in_with_their_old_pa
         )
         .await
         .unwrap();
-    let out = run_import(&app, &["--from-seed-db", &seed.url()]);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, _) = import_succeeds(&app, &seed.url());
     assert_eq!(
         stdout.trim(),
         format!(
