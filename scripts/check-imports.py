@@ -30,7 +30,8 @@ LAYERS = [
                 "stand_ins.rs"]),
     ("state", ["state.rs"]),
     ("infrastructure", ["hashing/", "cache.rs", "ratelimit.rs", "redis_store.rs",
-                        "metrics.rs", "keys.rs", "mfa_keys.rs", "legacy_hash.rs"]),
+                        "metrics.rs", "keys.rs", "mfa_keys.rs", "legacy_hash.rs",
+                        "memo.rs", "listen.rs"]),
     ("db", ["db/"]),
     ("base", ["config.rs", "clock.rs", "fields.rs"]),
 ]

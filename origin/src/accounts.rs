@@ -3,6 +3,7 @@
 //! to revoke every session of a user.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use users_core::fields::{DisplayName, Email, Username};
 use users_core::model::UserView;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use crate::db::{self, GenericClient, users::UserRow};
 use crate::fields::{Check, Invalid};
 use crate::hashing::HashError;
+use crate::memo::ViewBytes;
 use crate::state::AppState;
 
 /// Why an account operation was refused or failed.
@@ -33,6 +35,9 @@ pub enum AccountError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// A view could not be written as JSON.
+    #[error("encoding a view: {0}")]
+    Encode(serde_json::Error),
 }
 
 /// Validated identity fields of a new account.
@@ -176,8 +181,46 @@ pub async fn revoke_sessions(
     db::sessions::close_all(db, user_id).await
 }
 
-/// The view of `id`, from the cache or from PostgreSQL (then cached).
-pub async fn cached_view(state: &AppState, id: Uuid) -> Result<Option<UserView>, AccountError> {
+/// The view of `id` as a response body: from the replica's memory while it follows the change
+/// notifications, else from the shared cache or PostgreSQL (then cached, and remembered when
+/// followed).
+pub async fn cached_view(
+    state: &AppState,
+    id: Uuid,
+) -> Result<Option<Arc<ViewBytes>>, AccountError> {
+    let memo = &state.follower.memo;
+    if let Some(bytes) = memo.view(id) {
+        state
+            .metrics
+            .memo_reads
+            .with_label_values(&["view", "memory"])
+            .inc();
+        return Ok(Some(bytes));
+    }
+    state
+        .metrics
+        .memo_reads
+        .with_label_values(&["view", "shared"])
+        .inc();
+    let ticket = memo.ticket(id, None);
+    let Some(view) = shared_view(state, id).await? else {
+        return Ok(None);
+    };
+    let bytes = ViewBytes {
+        version: view.version,
+        etag: view.etag(),
+        body: serde_json::to_vec(&view)
+            .map_err(AccountError::Encode)?
+            .into(),
+    };
+    if let Some(ticket) = ticket {
+        memo.fill_view(ticket, id, bytes.clone());
+    }
+    Ok(Some(Arc::new(bytes)))
+}
+
+/// The view of `id` from the shared cache, or from PostgreSQL (then cached).
+async fn shared_view(state: &AppState, id: Uuid) -> Result<Option<UserView>, AccountError> {
     if let Some(view) = state.cache.get(id).await {
         state.metrics.cache_hits.inc();
         return Ok(Some(view));

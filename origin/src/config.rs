@@ -30,6 +30,10 @@ impl<T> std::fmt::Debug for Secret<T> {
 pub struct Config {
     /// `DATABASE_URL`: PostgreSQL connection string (required).
     pub database_url: Secret<String>,
+    /// `DATABASE_LISTEN_URL`: the connection that follows change notifications (`LISTEN`),
+    /// straight to the primary when `DATABASE_URL` goes through a transaction-mode pooler
+    /// (default `DATABASE_URL`).
+    pub database_listen_url: Secret<String>,
     /// `DATABASE_POOL_SIZE`: maximum pooled connections (default 16).
     pub database_pool_size: usize,
     /// `LISTEN_ADDR`: socket address to bind (default `127.0.0.1:8080`; port 0 picks one).
@@ -110,9 +114,14 @@ pub struct EmailConfig {
 /// Redis and the user-view cache.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `REDIS_URL`: e.g. `redis://127.0.0.1:6379/0`. Unset: in-process cache and limits.
+    /// `REDIS_URL`: e.g. `redis://127.0.0.1:6379/0`. Unset (and no `REDIS_CLUSTER_URLS`):
+    /// in-process cache and limits.
     pub url: Option<Secret<String>>,
-    /// `REDIS_PREFIX`: prefix of every key (default `users:`).
+    /// `REDIS_CLUSTER_URLS`: comma-separated seed nodes of a Redis Cluster
+    /// (`redis://10.0.0.1:6379,redis://10.0.0.2:6379`); not with `REDIS_URL`.
+    pub cluster_urls: Option<Secret<Vec<String>>>,
+    /// `REDIS_PREFIX`: prefix of every key (default `users:`); no `{` or `}`, which would
+    /// choose the keys' hash slots on a cluster.
     pub prefix: String,
     /// `CACHE_TTL`: seconds a cached user view lives (default 300).
     pub cache_ttl: u64,
@@ -259,6 +268,14 @@ impl Config {
             r.problems
                 .push("DATABASE_URL: not a valid PostgreSQL connection string".into());
         }
+        let database_listen_url = r.get("DATABASE_LISTEN_URL");
+        if database_listen_url
+            .as_deref()
+            .is_some_and(|u| u.parse::<tokio_postgres::Config>().is_err())
+        {
+            r.problems
+                .push("DATABASE_LISTEN_URL: not a valid PostgreSQL connection string".into());
+        }
         let listen_addr: SocketAddr = r.parse(
             "LISTEN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -353,19 +370,7 @@ impl Config {
             resend_interval: r.ranged("EMAIL_RESEND_INTERVAL", 60, 1, 86_400),
         };
         let request_timeout_ms = r.ranged("REQUEST_TIMEOUT_MS", 8000, 100, 600_000);
-        let redis_url = r.get("REDIS_URL");
-        if redis_url
-            .as_deref()
-            .is_some_and(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
-        {
-            r.problems
-                .push("REDIS_URL: must start with redis:// or rediss://".into());
-        }
-        let redis = RedisConfig {
-            url: redis_url.map(Secret::new),
-            prefix: r.get("REDIS_PREFIX").unwrap_or_else(|| "users:".into()),
-            cache_ttl: r.ranged("CACHE_TTL", 300, 1, 86_400),
-        };
+        let redis = redis_config(&mut r);
         let quota = |r: &mut Reader<_>, key: &str, default: &str| {
             let raw = r.get(key).unwrap_or_else(|| default.to_owned());
             users_core::ratelimit::Quota::parse(&raw).unwrap_or_else(|e| {
@@ -440,6 +445,11 @@ impl Config {
             return Err(ConfigError(r.problems));
         }
         Ok(Self {
+            database_listen_url: Secret::new(
+                database_listen_url
+                    .or_else(|| database_url.clone())
+                    .unwrap_or_default(),
+            ),
             database_url: Secret::new(database_url.unwrap_or_default()),
             database_pool_size,
             listen_addr,
@@ -461,6 +471,60 @@ impl Config {
             proxies,
             mfa,
         })
+    }
+}
+
+/// Whether `url` names a Redis server.
+fn is_redis_url(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
+}
+
+/// `REDIS_URL` or `REDIS_CLUSTER_URLS` (one at most), `REDIS_PREFIX` and `CACHE_TTL`.
+fn redis_config<F: Fn(&str) -> Option<String>>(r: &mut Reader<F>) -> RedisConfig {
+    let url = r.get("REDIS_URL");
+    if url.as_deref().is_some_and(|u| !is_redis_url(u)) {
+        r.problems
+            .push("REDIS_URL: must start with redis:// or rediss://".into());
+    }
+    let cluster_urls = r.get("REDIS_CLUSTER_URLS").map(|raw| {
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    });
+    match &cluster_urls {
+        Some(urls) if urls.is_empty() => r
+            .problems
+            .push("REDIS_CLUSTER_URLS: name at least one node (redis://host:port)".into()),
+        Some(urls) => {
+            // By position, never by value: a URL may carry a password.
+            for (i, _) in urls.iter().enumerate().filter(|(_, u)| !is_redis_url(u)) {
+                r.problems.push(format!(
+                    "REDIS_CLUSTER_URLS: node {} must start with redis:// or rediss://",
+                    i + 1
+                ));
+            }
+        }
+        None => {}
+    }
+    if url.is_some() && cluster_urls.is_some() {
+        r.problems.push(
+            "REDIS_URL, REDIS_CLUSTER_URLS: set one or the other (one server or a cluster), not both"
+                .into(),
+        );
+    }
+    let prefix = r.get("REDIS_PREFIX").unwrap_or_else(|| "users:".into());
+    if prefix.contains(['{', '}']) {
+        r.problems.push(
+            "REDIS_PREFIX: must not contain { or } (they choose a cluster's hash slot)".into(),
+        );
+    }
+    RedisConfig {
+        url: url.map(Secret::new),
+        cluster_urls: cluster_urls.map(Secret::new),
+        prefix,
+        cache_ttl: r.ranged("CACHE_TTL", 300, 1, 86_400),
     }
 }
 
@@ -512,6 +576,53 @@ mod tests {
         for key in ["DATABASE_URL", "LISTEN_ADDR", "ARGON2_T", "ADMIN_USERNAME"] {
             assert!(text.contains(key), "{text}");
         }
+    }
+
+    #[test]
+    fn redis_is_one_server_or_one_cluster() {
+        let base = ("DATABASE_URL", "postgres://u@localhost/db");
+        let nodes = "redis://10.0.0.1:6379, rediss://10.0.0.2:6380,";
+        let cluster = from(&[base, ("REDIS_CLUSTER_URLS", nodes)]).unwrap();
+        let urls = cluster.redis.cluster_urls.expect("the cluster's nodes");
+        assert_eq!(
+            urls.expose(),
+            &["redis://10.0.0.1:6379", "rediss://10.0.0.2:6380"]
+        );
+        assert!(cluster.redis.url.is_none());
+
+        let both = [
+            base,
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("REDIS_CLUSTER_URLS", nodes),
+        ];
+        let err = from(&both).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(err.0[0].contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn cluster_nodes_are_redis_urls_and_reported_by_position() {
+        let base = ("DATABASE_URL", "postgres://u@localhost/db");
+        let bad = "redis://a:1,http://user:hunter2@b:2";
+        let err = from(&[base, ("REDIS_CLUSTER_URLS", bad)]).unwrap_err();
+        assert_eq!(
+            err.0,
+            ["REDIS_CLUSTER_URLS: node 2 must start with redis:// or rediss://"]
+        );
+        let err = from(&[base, ("REDIS_CLUSTER_URLS", " , ")]).unwrap_err();
+        assert!(err.0[0].contains("at least one node"), "{err}");
+        let c = from(&[base, ("REDIS_CLUSTER_URLS", "redis://u:hunter2@a:1")]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_redis_prefix_may_not_choose_a_hash_slot() {
+        let base = ("DATABASE_URL", "postgres://u@localhost/db");
+        for prefix in ["{users}:", "users}:", "users{"] {
+            let err = from(&[base, ("REDIS_PREFIX", prefix)]).unwrap_err();
+            assert!(err.0[0].starts_with("REDIS_PREFIX:"), "{prefix}: {err}");
+        }
+        assert_eq!(from(&[base]).unwrap().redis.prefix, "users:");
     }
 
     #[test]

@@ -42,6 +42,15 @@ pub struct Metrics {
     pub legacy_hashes: IntGauge,
     /// Logins naming no account, by the format of the stand-in checked (SPEC §10).
     pub unknown_logins: IntCounterVec,
+    /// 1 while the replica follows PostgreSQL's change notifications (SPEC §11); 0 while it
+    /// checks every request against PostgreSQL instead.
+    pub memo_following: IntGauge,
+    /// Times the notification connection started listening (and the memory was forgotten).
+    pub memo_resyncs: IntCounter,
+    /// Authorisations and user views by where they came from: `kind` is `principal`
+    /// (`from` `memory` or `database`), `token` (`memory`, or `verified`: its signature was
+    /// checked) or `view` (`memory`, or `shared`: the Redis cache or PostgreSQL).
+    pub memo_reads: IntCounterVec,
 }
 
 impl Metrics {
@@ -157,6 +166,34 @@ impl Metrics {
         registry.register(Box::new(db_pool_max_size.clone()))?;
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(redis_fallback.clone()))?;
+        let memo_following = IntGauge::new(
+            "users_memo_following",
+            "1 while change notifications are followed (reads from memory); 0 while every request is checked against PostgreSQL",
+        )?;
+        let memo_resyncs = IntCounter::new(
+            "users_memo_resyncs_total",
+            "Times the change-notification connection started listening and the memory was forgotten",
+        )?;
+        let memo_reads = IntCounterVec::new(
+            Opts::new(
+                "users_memo_reads_total",
+                "Principals, verified tokens and user views by where they came from",
+            ),
+            &["kind", "from"],
+        )?;
+        for (kind, from) in [
+            ("principal", "memory"),
+            ("principal", "database"),
+            ("token", "memory"),
+            ("token", "verified"),
+            ("view", "memory"),
+            ("view", "shared"),
+        ] {
+            memo_reads.with_label_values(&[kind, from]);
+        }
+        registry.register(Box::new(memo_following.clone()))?;
+        registry.register(Box::new(memo_resyncs.clone()))?;
+        registry.register(Box::new(memo_reads.clone()))?;
         registry.register(Box::new(redis_errors.clone()))?;
         registry.register(Box::new(mail_outbox_messages.clone()))?;
         registry.register(Box::new(mail_outbox_oldest_age.clone()))?;
@@ -190,6 +227,9 @@ impl Metrics {
             refresh_reuse,
             legacy_hashes,
             unknown_logins,
+            memo_following,
+            memo_resyncs,
+            memo_reads,
         })
     }
 

@@ -17,6 +17,7 @@ use users_core::token::Expectations;
 use crate::config::Config;
 use crate::db;
 use crate::hashing::Hasher;
+use crate::redis_store::Redis;
 use crate::state::AppState;
 
 /// A bound, ready-to-serve origin.
@@ -101,13 +102,12 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
         issuer: config.tokens.issuer.clone(),
         audience: config.tokens.audience.clone(),
     };
-    let redis = match &config.redis.url {
-        Some(url) => Some(crate::redis_store::Redis::new(
-            url.expose(),
-            &config.redis.prefix,
-            metrics.redis_errors.clone(),
-        )?),
-        None => None,
+    let errors = metrics.redis_errors.clone();
+    let prefix = &config.redis.prefix;
+    let redis = match (&config.redis.url, &config.redis.cluster_urls) {
+        (Some(url), _) => Some(Redis::new(url.expose(), prefix, errors)?),
+        (None, Some(seeds)) => Some(Redis::cluster(seeds.expose(), prefix, errors)?),
+        (None, None) => None,
     };
     let ttl = std::time::Duration::from_secs(config.redis.cache_ttl);
     let cache = match &redis {
@@ -134,6 +134,9 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
         mfa_keys: Arc::new(mfa_keys),
         redis,
         cache: Arc::new(cache),
+        follower: Arc::new(crate::listen::Follower::new(Arc::new(
+            crate::memo::Memo::new(crate::memo::Bounds::default()),
+        ))),
         limiter: Arc::new(limiter),
         db: pool(&config)?,
         hasher: Arc::new(hasher),
@@ -153,7 +156,7 @@ impl Application {
         let state = state(config)?;
         if state.redis.is_none() {
             tracing::info!(
-                "REDIS_URL is not set: user views are cached and rate limits kept in process"
+                "neither REDIS_URL nor REDIS_CLUSTER_URLS is set: user views are cached and rate limits kept in process"
             );
         }
         bootstrap_admin(&state).await?;
@@ -187,6 +190,12 @@ impl Application {
         let monitor = crate::monitor::spawn(self.state.clone());
         let idempotency = crate::idempotency::spawn_cleanup(self.state.clone());
         let stand_ins = crate::stand_ins::spawn(self.state.clone());
+        let follow = crate::listen::spawn(
+            Arc::clone(&self.state.follower),
+            self.state.config.database_listen_url.expose().clone(),
+            self.listener.local_addr()?.port(),
+            Arc::clone(&self.state.metrics),
+        );
         let cache = Arc::clone(&self.state.cache);
         let flusher = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -210,6 +219,7 @@ impl Application {
         monitor.abort();
         idempotency.abort();
         stand_ins.abort();
+        follow.abort();
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use crate::cache::UserCache;
 use crate::config::Config;
 use crate::hashing::Hasher;
 use crate::keys::Keys;
+use crate::listen::Follower;
 use crate::metrics::Metrics;
 use crate::mfa_keys::MfaKeys;
 use crate::ratelimit::Limiter;
@@ -28,6 +29,9 @@ pub struct AppState {
     /// Present when `REDIS_URL` is set.
     pub redis: Option<Redis>,
     pub cache: Arc<UserCache>,
+    /// The replica's memory of principals, sessions, tokens and views, and the notifications
+    /// that keep it right (SPEC §11).
+    pub follower: Arc<Follower>,
     pub limiter: Arc<Limiter>,
     /// Woken when mail is written to the outbox.
     pub mail_ready: Arc<Notify>,

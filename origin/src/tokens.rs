@@ -7,6 +7,7 @@
 //!   [`digest`] is stored.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,6 +25,7 @@ use crate::db::grants::Grants;
 use crate::db::principals::Principal;
 use crate::db::sessions::{NewLogin, Origin};
 use crate::db::users::UserRow;
+use crate::memo::{Memo, SessionState, TokenFacts};
 use crate::state::AppState;
 
 /// Why a presented access token was not accepted.
@@ -125,7 +127,7 @@ pub async fn open_session(
 /// The caller behind a verified access token.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub principal: Principal,
+    pub principal: std::sync::Arc<Principal>,
     /// The permissions the token may use now.
     pub perms: BTreeSet<Permission>,
     /// Those its roles grant but only to a token proved with a TOTP code.
@@ -136,43 +138,140 @@ pub struct Caller {
 
 /// The account behind a presented access token, with the permissions it may use now, and the
 /// token's session. A token of a revoked session is refused like a revoked token.
+///
+/// A token seen before is not verified again (its digest is remembered until `exp`); the
+/// principal and the session come from the replica's memory while it follows the change
+/// notifications, and from PostgreSQL otherwise (then remembered, when followed).
 pub async fn verify_access(state: &AppState, token: &str) -> Result<Caller, AccessError> {
-    let verified = state
-        .keys
-        .verify
-        .verify(token, &state.expect, now())
-        .map_err(|e| {
-            tracing::debug!(reason = %e, "token refused");
-            AccessError::Invalid
-        })?;
-    let (user, sid) = (verified.claims.sub, verified.claims.sid);
-    let otp = verified.claims.amr.iter().any(|m| m == AMR_OTP);
-    let roles = &state.config.mfa.required_roles;
-    // The connection goes back to the pool before the caller's next step (the rate limit).
-    let client = state.db.get().await?;
-    let principal = match sid {
-        None => db::principals::principal(&client, user, roles).await?,
-        Some(sid) => match db::principals::principal_in_session(&client, user, sid, roles).await? {
-            Some((_, check)) if !check.live => return Err(AccessError::Invalid),
-            Some((principal, check)) => {
-                if check.stale {
-                    stamp_session(state, sid);
-                }
-                Some(principal)
-            }
-            None => None,
-        },
-    }
-    .ok_or(AccessError::Invalid)?;
-    if !principal.is_active || verified.claims.sv != principal.security_version {
+    let memo = &state.follower.memo;
+    let at = now();
+    let key = Memo::token_key(token);
+    let facts = match memo.token(&key, at) {
+        Some(facts) => {
+            state
+                .metrics
+                .memo_reads
+                .with_label_values(&["token", "memory"])
+                .inc();
+            facts
+        }
+        None => {
+            let verified = state
+                .keys
+                .verify
+                .verify(token, &state.expect, at)
+                .map_err(|e| {
+                    tracing::debug!(reason = %e, "token refused");
+                    AccessError::Invalid
+                })?;
+            state
+                .metrics
+                .memo_reads
+                .with_label_values(&["token", "verified"])
+                .inc();
+            let facts = TokenFacts {
+                sub: verified.claims.sub,
+                sid: verified.claims.sid,
+                sv: verified.claims.sv,
+                otp: verified.claims.amr.iter().any(|m| m == AMR_OTP),
+                expires_at: verified.expires_at,
+            };
+            memo.remember_token(key, facts.clone());
+            std::sync::Arc::new(facts)
+        }
+    };
+    let principal = match remembered(state, &facts, at) {
+        Some(principal) => {
+            state
+                .metrics
+                .memo_reads
+                .with_label_values(&["principal", "memory"])
+                .inc();
+            principal
+        }
+        None => {
+            state
+                .metrics
+                .memo_reads
+                .with_label_values(&["principal", "database"])
+                .inc();
+            std::sync::Arc::new(look_up(state, &facts).await?)
+        }
+    };
+    if !principal.is_active || facts.sv != principal.security_version {
         return Err(AccessError::Invalid);
     }
     Ok(Caller {
-        perms: principal.grants.usable(otp).clone(),
-        withheld: principal.grants.withheld(otp),
+        perms: principal.grants.usable(facts.otp).clone(),
+        withheld: principal.grants.withheld(facts.otp),
         principal,
-        session: sid,
+        session: facts.sid,
     })
+}
+
+/// How long a session's `last_used_at` may lag before it is stamped again, in seconds.
+const STAMP_EVERY: i64 = 300;
+
+/// The principal of `facts` from memory, when it and the token's session are held (a session
+/// held as not live refuses there and then: `Some` of a principal that fails the checks is
+/// never needed, so `None` sends the caller to PostgreSQL, which refuses it).
+fn remembered(state: &AppState, facts: &TokenFacts, at: i64) -> Option<std::sync::Arc<Principal>> {
+    let memo = &state.follower.memo;
+    if let Some(sid) = facts.sid {
+        let session = memo.session(sid)?;
+        if !session.live || session.user != facts.sub {
+            return None;
+        }
+        let stamped = session.stamped_at.load(Ordering::Relaxed);
+        if at - stamped >= STAMP_EVERY
+            && session
+                .stamped_at
+                .compare_exchange(stamped, at, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            stamp_session(state, sid);
+        }
+    }
+    memo.principal(facts.sub)
+}
+
+/// The principal of `facts` (and the state of its session) from PostgreSQL, remembered when
+/// the memory is followed. A token of a session that is not live is refused.
+async fn look_up(state: &AppState, facts: &TokenFacts) -> Result<Principal, AccessError> {
+    let memo = &state.follower.memo;
+    let ticket = memo.ticket(facts.sub, facts.sid);
+    let roles = &state.config.mfa.required_roles;
+    // The connection goes back to the pool before the caller's next step (the rate limit).
+    let client = state.db.get().await?;
+    let (principal, session) = match facts.sid {
+        None => (
+            db::principals::principal(&client, facts.sub, roles).await?,
+            None,
+        ),
+        Some(sid) => {
+            match db::principals::principal_in_session(&client, facts.sub, sid, roles).await? {
+                Some((_, check)) if !check.live => return Err(AccessError::Invalid),
+                Some((principal, check)) => {
+                    let at = now();
+                    if check.stale {
+                        stamp_session(state, sid);
+                    }
+                    let session = SessionState {
+                        user: facts.sub,
+                        live: true,
+                        stamped_at: AtomicI64::new(at),
+                    };
+                    (Some(principal), Some((sid, session)))
+                }
+                None => (None, None),
+            }
+        }
+    };
+    let principal = principal.ok_or(AccessError::Invalid)?;
+    if let Some(ticket) = ticket {
+        memo.fill_principal(ticket, principal.clone(), session);
+    }
+    Ok(principal)
 }
 
 /// Stamps the session's `last_used_at` beside the request: the answer never waits on it.

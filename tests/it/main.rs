@@ -57,6 +57,7 @@ mod pagination;
 mod proxy;
 mod ratelimit;
 mod register;
+mod replicas;
 mod reset;
 mod revocation;
 mod roles;

@@ -383,6 +383,7 @@ impl From<AccountError> for ApiError {
             AccountError::Query(e) => e.into(),
             AccountError::Pool(e) => e.into(),
             AccountError::Hash(e) => e.into(),
+            AccountError::Encode(e) => Self::Internal(e.into()),
         }
     }
 }

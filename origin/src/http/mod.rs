@@ -23,7 +23,7 @@ use users_core::wire;
 use crate::http::error::ApiError;
 use crate::http::extract::BODY_LIMIT;
 use crate::http::middleware::{
-    client, deadline, metrics, problem, request_id, revocations, security,
+    client, deadline, metrics, problem, request_id, revocations, security, settle,
 };
 use crate::state::AppState;
 
@@ -60,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         }))
         // REQUEST_TIMEOUT_MS: a request running longer answers 503.
         .layer(axum::middleware::from_fn_with_state(state.clone(), deadline::deadline))
+        // A request that may have written answers once this replica's memory heard its changes.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), settle::settle_writes))
         // Revocations an edge request caused are echoed to that edge.
         .layer(axum::middleware::from_fn_with_state(state.clone(), revocations::echo_revocations))
         // Client address, edge secret, early overload refusal and the per-IP limit on /auth/*.

@@ -8,6 +8,7 @@ use users_core::model::UserView;
 use users_core::ratelimit::{Decision, Quota};
 use users_core::wire;
 
+use crate::memo::ViewBytes;
 use crate::ratelimit::Scope;
 
 /// `202 {"detail": detail}` for a request whose work (`work`, when the request named
@@ -80,21 +81,24 @@ pub fn created(view: &UserView) -> Response {
 
 /// A read of `view`: `304` when `If-None-Match` lists its `ETag`, else `200`; never stored by
 /// shared caches.
-pub fn read_response(view: &UserView, headers: &HeaderMap) -> Response {
-    let etag = view.etag();
+pub fn read_response(view: &ViewBytes, headers: &HeaderMap) -> Response {
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| etag_matches(v, &etag));
+        .is_some_and(|v| etag_matches(v, &view.etag));
     let mut res = if not_modified {
-        let mut r = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            r.headers_mut().insert(header::ETAG, v);
-        }
-        r
+        StatusCode::NOT_MODIFIED.into_response()
     } else {
-        with_etag(StatusCode::OK, &etag, view)
+        let mut r = (StatusCode::OK, view.body.clone()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
     };
+    if let Ok(v) = HeaderValue::from_str(&view.etag) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(wire::PROFILE_CACHE_CONTROL),

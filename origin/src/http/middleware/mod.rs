@@ -7,3 +7,4 @@ pub mod problem;
 pub mod request_id;
 pub mod revocations;
 pub mod security;
+pub mod settle;

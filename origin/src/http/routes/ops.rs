@@ -34,6 +34,8 @@ async fn healthz() -> Json<Value> {
 }
 
 /// Ready: PostgreSQL answers within two seconds and, when configured, so does Redis.
+/// `checks.notifications` says whether the replica follows the change notifications
+/// (`following`: reads from memory) or checks every request against PostgreSQL (`fallback: why`).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready", body = Object)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     monitor::check_postgres(&state)
@@ -46,6 +48,11 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
         }
         checks["redis"] = json!("ok");
     }
+    // Still ready while not following: every request is checked against PostgreSQL instead.
+    checks["notifications"] = match state.follower.memo.fallback_reason() {
+        None => json!("following"),
+        Some(reason) => json!(format!("fallback: {reason}")),
+    };
     Ok(Json(json!({"status": "ready", "checks": checks})))
 }
 
