@@ -155,6 +155,7 @@ known = {
     "users_redis_fallback", "users_redis_errors_total",
     "users_mail_outbox_messages", "users_mail_outbox_oldest_age_seconds",
     "users_login_failures_total", "users_login_lockouts_total", "users_refresh_reuse_total",
+    "users_memo_following", "users_memo_resyncs_total", "users_memo_reads_total",
 }
 promql_words = {"sum", "rate", "irate", "increase", "by", "without", "histogram_quantile",
                 "max", "min", "avg", "count", "clamp_min", "le", "or", "and", "on", "vector",

@@ -28,9 +28,9 @@ pub const CHANNEL: &str = "users_changes";
 /// it in `pg_stat_activity`).
 pub const APPLICATION_NAME: &str = "users-origin listen";
 /// How often the connection is asked whether it is alive.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
 /// How long it may take to answer before it counts as lost.
-pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a write waits for its own notifications before the memory is distrusted instead.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest wait between two connection attempts.
