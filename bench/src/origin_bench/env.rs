@@ -101,9 +101,9 @@ impl Env {
         };
         let text = resp.text().await.unwrap_or_default();
         text.lines()
-            .filter(|l| !l.starts_with('#') && !l.contains('{'))
+            .filter(|l| !l.starts_with('#'))
             .filter_map(|l| {
-                let (k, v) = l.split_once(' ')?;
+                let (k, v) = l.rsplit_once(' ')?;
                 Some((k.to_owned(), v.trim().parse().ok()?))
             })
             .collect()

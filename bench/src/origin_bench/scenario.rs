@@ -85,7 +85,10 @@ pub async fn cache_scenario(
     target: &Target,
 ) -> anyhow::Result<Scenario> {
     let before = env.metrics().await;
+    let pg = crate::stack::services::connect(&env.db).await?;
+    let xacts_before = transactions(&pg, &env.db).await?;
     let mut s = scenario(env, name, title, request, target, env.args.concurrency).await?;
+    let xacts = transactions(&pg, &env.db).await? - xacts_before;
     let after = env.metrics().await;
     let delta =
         |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
@@ -93,10 +96,31 @@ pub async fn cache_scenario(
         delta("users_cache_hits_total"),
         delta("users_cache_misses_total"),
     );
+    // Every statement the origin sends outside a transaction is one transaction of its own.
+    let requests = (s.saturation.ok + s.half_rate.ok) as f64;
+    let memory = delta("users_memo_reads_total{from=\"memory\",kind=\"view\"}");
     s.extra = json!({
+        "database_transactions": xacts,
+        "database_round_trips_per_read": if requests > 0.0 { (xacts as f64 / requests * 1e5).round() / 1e5 } else { 0.0 },
+        "requests_measured": requests,
+        "views_from_memory": memory,
         "cache_hits": hits,
         "cache_misses": misses,
         "hit_ratio": if hits + misses > 0.0 { round3(hits / (hits + misses)) } else { 0.0 },
     });
     Ok(s)
+}
+
+/// Transactions committed or rolled back in database `db` so far, once the statistics of the
+/// runs before are flushed (backends report them within a second of going idle).
+async fn transactions(pg: &tokio_postgres::Client, db: &str) -> anyhow::Result<i64> {
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    pg.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
+    let row = pg
+        .query_one(
+            "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = $1",
+            &[&db],
+        )
+        .await?;
+    Ok(row.get(0))
 }

@@ -43,7 +43,14 @@ pub fn write(results: &Results, json_path: &Path, md_path: &Path) -> anyhow::Res
 }
 
 /// Cached read p99 at half saturation, ms.
-const CACHED_P99_MS: f64 = 5.0;
+const CACHED_P99_MS: f64 = 2.0;
+/// The cached read's saturation throughput committed before reads were answered from memory
+/// (`docs/benchmarks.md` of 2026-11-25, the same scenario on the same kind of machine), req/s.
+const CACHED_BASELINE_RPS: f64 = 6492.0;
+/// Cached read saturation ≥ this × the baseline.
+const CACHED_SPEEDUP: f64 = 3.0;
+/// Database round trips per cached read below this.
+const CACHED_ROUND_TRIPS: f64 = 0.02;
 /// Deep page p99 ≤ this × page 1 p99.
 const DEEP_RATIO: f64 = 2.0;
 /// Login saturation ≥ this share of the hashing limit.
@@ -59,9 +66,28 @@ pub fn check_targets(
 ) -> Vec<TargetCheck> {
     let mut out = Vec::new();
     if let Some(hit) = find(scenarios, "get_user_cache_hit") {
+        let rps = hit.saturation.ok_rps;
+        out.push(TargetCheck {
+            target: format!(
+                "cached read (GET /users/{{id}}, cache hit) at saturation ≥ 3 × {CACHED_BASELINE_RPS:.0} req/s"
+            ),
+            measured: format!("{rps:.0} req/s = {:.2}×", rps / CACHED_BASELINE_RPS),
+            pass: rps >= CACHED_SPEEDUP * CACHED_BASELINE_RPS,
+        });
+        if let Some(trips) = hit.extra["database_round_trips_per_read"].as_f64() {
+            out.push(TargetCheck {
+                target: "cached read: < 0.02 database round trips per read".to_owned(),
+                measured: format!(
+                    "{trips:.5} ({} transactions over {} reads)",
+                    hit.extra["database_transactions"],
+                    hit.extra["requests_measured"]
+                ),
+                pass: trips < CACHED_ROUND_TRIPS,
+            });
+        }
         let p99 = hit.half_rate.latency.p99_ms;
         out.push(TargetCheck {
-            target: "cached read (GET /users/{id}, cache hit) p99 ≤ 5 ms at half saturation"
+            target: "cached read (GET /users/{id}, cache hit) p99 ≤ 2 ms at half saturation"
                 .to_owned(),
             measured: format!(
                 "p99 {p99:.2} ms at {:.0} req/s",
@@ -86,14 +112,16 @@ pub fn check_targets(
         });
     }
     if let Some(login) = find(scenarios, "login") {
-        let share = login.saturation.ok_rps / hashing.limit_rps.max(1e-9);
+        let share = login.saturation.ok_rps / hashing.parallel_rps.max(1e-9);
         out.push(TargetCheck {
-            target: "login saturation ≥ 90 % of the hashing limit (cores ÷ one hash)".to_owned(),
+            target: "login saturation ≥ 90 % of the rate one thread per core reaches hashing only"
+                .to_owned(),
             measured: format!(
-                "{:.1} logins/s of {:.1} = {:.0} %",
+                "{:.1} logins/s of {:.1} hashes/s = {:.0} % (one hash alone: {:.1}/s per core)",
                 login.saturation.ok_rps,
-                hashing.limit_rps,
-                share * 100.0
+                hashing.parallel_rps,
+                share * 100.0,
+                1000.0 / hashing.median_ms.max(1e-9)
             ),
             pass: share >= LOGIN_SHARE,
         });
