@@ -35,5 +35,18 @@ if [ "${1:-}" = "--transfer" ]; then
   cargo build --release --locked -p users-origin
   exec cargo run --release --locked -p users-bench --bin users-bench-transfer
 fi
+# The seed's stack, measured in the same run (bench/seed_stack/app.py), from pinned PyPI
+# packages in a venv of its own (its pins must not move the tools' venv).
+SEED_VENV="$TOOLS/seed-venv"
+[ -x "$SEED_VENV/bin/pip" ] || python3 -m venv "$SEED_VENV"
+if ! "$SEED_VENV/bin/python" - bench/seed_stack/requirements.txt <<'PY' 2>/dev/null; then
+import importlib.metadata as m, sys
+pins = [l.split("==") for l in open(sys.argv[1]) if "==" in l and not l.startswith("#")]
+sys.exit(any(m.version(n.strip()) != v.strip() for n, v in pins))
+PY
+  log "installing the seed's stack (bench/seed_stack/requirements.txt) into $SEED_VENV"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$SEED_VENV/bin/pip" install -q -r bench/seed_stack/requirements.txt </dev/null
+fi
+export SEED_PYTHON="$SEED_VENV/bin/python"
 exec cargo run --release --locked -p users-bench -- \
   --out bench/results.json --md docs/benchmarks.md "$@"

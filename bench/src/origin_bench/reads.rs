@@ -17,6 +17,7 @@ use super::results::Scenario;
 use super::scenario::{cache_scenario, scenario};
 use crate::load::Target;
 use crate::seed::{self, seeded_id};
+use crate::stack::seed_stack;
 
 /// Cached read: always the same user, so after the first request it is a cache hit.
 pub async fn cache_hit(env: &Env) -> anyhow::Result<Scenario> {
@@ -31,6 +32,59 @@ pub async fn cache_hit(env: &Env) -> anyhow::Result<Scenario> {
         &target,
     )
     .await
+}
+
+/// The seed's stack in the same run: `GET /users/{id}` (the same user every time, as the cache
+/// hit) with its admin's token, measured the same way, against a database of the seed's design
+/// with as many users.
+pub async fn seed_read(env: &Env) -> anyhow::Result<Scenario> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let db = format!("{}_seed", env.db);
+    let password = format!("seed-bench-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    super::env::log(format!(
+        "the seed's stack: seeding {} users into {db}",
+        env.args.users
+    ));
+    let stack = seed_stack::start(&root, &db, env.args.users, env.cores, &password).await;
+    let stack = match stack {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = crate::stack::services::drop_database(&db).await;
+            return Err(e);
+        }
+    };
+    let measured = async {
+        let token = stack.login(&env.client, &password).await?;
+        let target = {
+            let client = env.client.clone();
+            let url = format!("{}/users/{}", stack.base, seed_stack::READ_ID);
+            let auth = format!("Bearer {token}");
+            Target::new(200, move |_| client.get(&url).header(AUTHORIZATION, &auth))
+        };
+        target.probe("seed read").await?;
+        let mut s = scenario(
+            env,
+            "seed_get_user",
+            "the seed's stack: GET /users/{id}",
+            format!(
+                "GET /users/{} of bench/seed_stack/app.py (FastAPI, uvicorn with {} workers, \
+                 synchronous SQLAlchemy, HS256 JWT; the bearer dependency loads the caller, \
+                 the handler the user), admin token, the same id every time",
+                seed_stack::READ_ID,
+                stack.workers
+            ),
+            &target,
+            env.args.concurrency,
+        )
+        .await?;
+        s.extra = json!({"users": stack.users, "workers": stack.workers});
+        Ok::<_, anyhow::Error>(s)
+    }
+    .await;
+    if let Err(e) = stack.remove().await {
+        super::env::log(format!("dropping the seed's database: {e:#}"));
+    }
+    measured
 }
 
 /// Cache miss: a different seeded user each request, never one requested before.

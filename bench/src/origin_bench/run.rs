@@ -55,6 +55,7 @@ pub async fn run(
 
     let mut scenarios = vec![
         reads::cache_hit(&env).await?,
+        reads::seed_read(&env).await?,
         reads::cache_miss(&env).await?,
     ];
     let (listing, deep_page) = reads::listing(&env, &pg).await?;

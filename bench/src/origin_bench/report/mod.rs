@@ -49,6 +49,8 @@ const CACHED_P99_MS: f64 = 2.0;
 const CACHED_BASELINE_RPS: f64 = 6492.0;
 /// Cached read saturation ≥ this × the baseline.
 const CACHED_SPEEDUP: f64 = 3.0;
+/// Cached read saturation ≥ this × the seed's stack's.
+const SEED_RATIO: f64 = 30.0;
 /// Database round trips per cached read below this.
 const CACHED_ROUND_TRIPS: f64 = 0.02;
 /// Deep page p99 ≤ this × page 1 p99.
@@ -79,10 +81,20 @@ pub fn check_targets(
                 target: "cached read: < 0.02 database round trips per read".to_owned(),
                 measured: format!(
                     "{trips:.5} ({} transactions over {} reads)",
-                    hit.extra["database_transactions"],
-                    hit.extra["requests_measured"]
+                    hit.extra["database_transactions"], hit.extra["requests_measured"]
                 ),
                 pass: trips < CACHED_ROUND_TRIPS,
+            });
+        }
+        if let Some(seed) = find(scenarios, "seed_get_user") {
+            let theirs = seed.saturation.ok_rps;
+            let ratio = rps / theirs.max(1e-9);
+            out.push(TargetCheck {
+                target:
+                    "cached read ≥ 30 × the seed's stack (GET /users/{id}, same run, same load)"
+                        .to_owned(),
+                measured: format!("{rps:.0} vs {theirs:.0} req/s = {ratio:.1}×"),
+                pass: ratio >= SEED_RATIO,
             });
         }
         let p99 = hit.half_rate.latency.p99_ms;
