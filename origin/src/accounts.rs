@@ -181,42 +181,46 @@ pub async fn revoke_sessions(
     db::sessions::close_all(db, user_id).await
 }
 
-/// The view of `id` as a response body: from the replica's memory while it follows the change
-/// notifications, else from the shared cache or PostgreSQL (then cached, and remembered when
-/// followed).
+/// The view of `id` as a response body. While the replica follows the change notifications:
+/// from its memory, else from PostgreSQL (then remembered, and stored in the shared cache for
+/// replicas that do not follow). Otherwise from the shared cache or PostgreSQL.
 pub async fn cached_view(
     state: &AppState,
     id: Uuid,
 ) -> Result<Option<Arc<ViewBytes>>, AccountError> {
     let memo = &state.follower.memo;
     if let Some(bytes) = memo.view(id) {
-        state
-            .metrics
-            .memo_reads
-            .with_label_values(&["view", "memory"])
-            .inc();
+        state.metrics.cache_hits.inc();
+        state.metrics.memo_reads.with_label_values(&["view", "memory"]).inc();
         return Ok(Some(bytes));
     }
-    state
-        .metrics
-        .memo_reads
-        .with_label_values(&["view", "shared"])
-        .inc();
-    let ticket = memo.ticket(id, None);
-    let Some(view) = shared_view(state, id).await? else {
-        return Ok(None);
+    state.metrics.memo_reads.with_label_values(&["view", "shared"]).inc();
+    let view = match memo.ticket(id, None) {
+        Some(ticket) => {
+            state.metrics.cache_misses.inc();
+            let client = state.db.get().await?;
+            let Some(user) = db::users::get(&client, id).await? else {
+                return Ok(None);
+            };
+            drop(client);
+            let view = user.view();
+            let bytes = view_bytes(&view)?;
+            memo.fill_view(ticket, id, bytes.clone());
+            state.cache.store(&view).await;
+            return Ok(Some(Arc::new(bytes)));
+        }
+        None => shared_view(state, id).await?,
     };
-    let bytes = ViewBytes {
+    view.map(|v| view_bytes(&v).map(Arc::new)).transpose()
+}
+
+/// A view as the body of a response.
+fn view_bytes(view: &UserView) -> Result<ViewBytes, AccountError> {
+    Ok(ViewBytes {
         version: view.version,
         etag: view.etag(),
-        body: serde_json::to_vec(&view)
-            .map_err(AccountError::Encode)?
-            .into(),
-    };
-    if let Some(ticket) = ticket {
-        memo.fill_view(ticket, id, bytes.clone());
-    }
-    Ok(Some(Arc::new(bytes)))
+        body: serde_json::to_vec(view).map_err(AccountError::Encode)?.into(),
+    })
 }
 
 /// The view of `id` from the shared cache, or from PostgreSQL (then cached).

@@ -7,6 +7,9 @@
 //! answers `None` and nothing is stored, so callers check PostgreSQL on every request: there is
 //! no stale window.
 //!
+//! Fills come from PostgreSQL only (the shared Redis cache is stored after a write's commit, so
+//! a replica that heard the commit may still find the old view there).
+//!
 //! A filler can race a notification: it reads the database, the change commits and is
 //! forgotten, then the filler stores what it read. So a filler takes a [`Ticket`] before
 //! reading, and [`Memo`] stores only when no change to the same keys (and no resync) was seen
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moka::Expiry;
+use moka::ops::compute::Op;
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -37,6 +41,9 @@ pub struct Bounds {
     pub entries: u64,
     /// Serialized user views: at most this many bytes.
     pub view_bytes: u64,
+    /// Principals, sessions and views are read again after this long even when no
+    /// notification named them: a bound on anything a notification could not say.
+    pub ttl: Duration,
 }
 
 impl Default for Bounds {
@@ -44,6 +51,7 @@ impl Default for Bounds {
         Self {
             entries: 100_000,
             view_bytes: 64 * 1024 * 1024,
+            ttl: Duration::from_secs(300),
         }
     }
 }
@@ -133,10 +141,17 @@ impl Memo {
             .weigher(|_: &Uuid, v: &Arc<ViewBytes>| {
                 u32::try_from(v.body.len() + v.etag.len() + 64).unwrap_or(u32::MAX)
             })
+            .time_to_live(bounds.ttl)
             .build();
         Self {
-            principals: Cache::new(bounds.entries),
-            sessions: Cache::new(bounds.entries),
+            principals: Cache::builder()
+                .max_capacity(bounds.entries)
+                .time_to_live(bounds.ttl)
+                .build(),
+            sessions: Cache::builder()
+                .max_capacity(bounds.entries)
+                .time_to_live(bounds.ttl)
+                .build(),
             tokens: Cache::builder()
                 .max_capacity(bounds.entries)
                 .expire_after(UntilExp)
@@ -321,12 +336,18 @@ impl Memo {
         self.views.get(&id)
     }
 
-    /// Stores a view read after `ticket` was taken.
+    /// Stores a view read from PostgreSQL after `ticket` was taken, unless a newer version is
+    /// held: what a replica serves of a user never goes back.
     pub fn fill_view(&self, ticket: Ticket, id: Uuid, view: ViewBytes) {
         let view = Arc::new(view);
         self.fill(
             ticket,
-            || self.views.insert(id, view),
+            || {
+                self.views.entry(id).and_compute_with(|held| match held {
+                    Some(held) if held.value().version >= view.version => Op::Nop,
+                    _ => Op::Put(view),
+                });
+            },
             || self.views.invalidate(&id),
         );
     }
@@ -439,6 +460,21 @@ mod tests {
         assert!(memo.apply("*"));
         assert!(memo.principal(id).is_none());
         assert!(memo.view(id).is_some());
+    }
+
+    #[test]
+    fn a_view_never_goes_back_to_an_older_version() {
+        let memo = followed();
+        let id = Uuid::from_u128(7);
+        let view = |version: i64| ViewBytes {
+            version,
+            etag: format!("\"x-{version}\""),
+            body: Bytes::from(format!("{{\"version\":{version}}}")),
+        };
+        let (older, newer) = (memo.ticket(id, None).unwrap(), memo.ticket(id, None).unwrap());
+        memo.fill_view(newer, id, view(6));
+        memo.fill_view(older, id, view(5));
+        assert_eq!(memo.view(id).unwrap().version, 6);
     }
 
     #[test]
