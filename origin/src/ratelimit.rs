@@ -4,6 +4,10 @@
 //! The arithmetic is `users_core::ratelimit`. With Redis, each quota check is one atomic script
 //! call shared by every replica; without Redis (or while it is unreachable) an in-process map
 //! applies the same arithmetic per replica.
+//!
+//! The two keys of an identifier's lock-out (the failure count and the lock) share one hash tag
+//! ([`Redis::tagged_key`]), so the pipeline and the `DEL` over both work on a Redis Cluster too;
+//! each quota's key stands alone in its script.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,21 +19,56 @@ use users_core::wire;
 use crate::clock::now_ms;
 use crate::redis_store::Redis;
 
-/// GCRA in one atomic step; the same arithmetic as `users_core::ratelimit::gcra`.
-/// KEYS[1] = TAT key (µs); ARGV = now_us, interval_us, window_us. Returns {allowed, tat_before}.
+/// GCRA in one atomic step; the same arithmetic as `users_core::ratelimit::gcra`, for up to
+/// `ARGV[4]` requests at once (a lease, see [`Lease`]).
+/// KEYS[1] = TAT key (µs); ARGV = now_us, interval_us, window_us, wanted. Returns
+/// {granted, tat_before}: granted 0 is a refusal, and nothing is stored.
 const GCRA_SCRIPT: &str = r"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
+local wanted = tonumber(ARGV[4])
 local stored = redis.call('GET', KEYS[1])
 local tat = now
 if stored then tat = math.max(tonumber(stored), now) end
-local new_tat = tat + interval
-if new_tat - window > now then return {0, tat} end
-local ceil_tat = math.ceil(new_tat)
+local n = math.floor((now + window - tat) / interval)
+while n > 0 and tat + n * interval - window > now do n = n - 1 end
+while tat + (n + 1) * interval - window <= now do n = n + 1 end
+n = math.min(n, wanted)
+if n < 1 then return {0, tat} end
+local ceil_tat = math.ceil(tat + n * interval)
 redis.call('SET', KEYS[1], ceil_tat, 'PX', math.max(1, math.ceil((ceil_tat - now) / 1000)))
-return {1, tat}
+return {n, tat}
 ";
+
+/// A quota of `limit` requests may be spent from leases of at most `limit / LEASE_SHARE`
+/// requests: quotas under twice that stay exact, one Redis call a request.
+const LEASE_SHARE: u32 = 64;
+/// The largest lease.
+const LEASE_MAX: u32 = 256;
+/// How long a lease's requests may be spent; what is left then is not used.
+const LEASE_MS: i64 = 1000;
+
+/// The largest lease of `quota`.
+fn lease_cap(quota: Quota) -> u32 {
+    (quota.limit / LEASE_SHARE).min(LEASE_MAX)
+}
+
+/// Requests of one key's quota taken from Redis at once and spent by this replica: a busy
+/// user's requests cost one Redis call per lease instead of one each. A lease's size doubles
+/// while leases run out before they expire and halves when one expires unspent, so it follows
+/// the key's rate on this replica, at most one second of it: the quota is never exceeded
+/// (every request spent was counted in Redis first), and a user moving to another replica is
+/// refused early by at most what this one still holds for a second.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    left: u32,
+    size: u32,
+    expires_ms: i64,
+    /// What the quota had left once the whole lease was taken, and when it was whole again.
+    remaining: u32,
+    reset_at_ms: i64,
+}
 
 /// Largest number of keys of the in-process limiter before expired ones are swept.
 const MEMORY_KEYS: usize = 100_000;
@@ -92,12 +131,31 @@ pub struct Counters {
     pub lockouts: IntCounter,
 }
 
+/// The Redis keys of an identifier's login failures: in one hash slot, tagged by the
+/// identifier (whatever braces it holds).
+struct LoginKeys {
+    /// Failed logins within the window (`lf:`).
+    failures: String,
+    /// Present while the identifier is locked out (`ll:`).
+    lock: String,
+}
+
+impl LoginKeys {
+    fn of(redis: &Redis, identifier: &str) -> Self {
+        Self {
+            failures: redis.tagged_key(identifier, &format!("lf:{identifier}")),
+            lock: redis.tagged_key(identifier, &format!("ll:{identifier}")),
+        }
+    }
+}
+
 /// The limiter.
 #[derive(Debug)]
 pub struct Limiter {
     redis: Option<Redis>,
     gcra: redis::Script,
     memory: Mutex<Memory>,
+    leases: Mutex<HashMap<String, Lease>>,
     /// How long failures are remembered, ms.
     failure_window_ms: i64,
     counters: Counters,
@@ -110,6 +168,7 @@ impl Limiter {
             redis,
             gcra: redis::Script::new(GCRA_SCRIPT),
             memory: Mutex::new(Memory::default()),
+            leases: Mutex::new(HashMap::new()),
             failure_window_ms: failure_window_secs * 1000,
             counters,
         }
@@ -154,14 +213,18 @@ impl Limiter {
     async fn check(&self, key: &str, quota: Quota) -> Decision {
         let now = now_ms();
         if let Some(redis) = &self.redis {
+            let wanted = match self.spend_lease(key, quota, now) {
+                Ok(decision) => return decision,
+                Err(wanted) => wanted,
+            };
             let mut inv = self.gcra.prepare_invoke();
             inv.key(redis.key(&format!("rl:{key}")))
                 .arg(now * 1000)
                 .arg(quota.emission_interval_ms() * 1000.0)
-                .arg(quota.window_ms * 1000);
-            if let Some((_, tat_before)) = redis.script::<(i64, i64)>(&inv).await {
-                // Same inputs, same arithmetic: the script's verdict and the headers agree.
-                return gcra(Some(tat_before), now, quota);
+                .arg(quota.window_ms * 1000)
+                .arg(wanted);
+            if let Some((granted, tat_before)) = redis.script::<(i64, i64)>(&inv).await {
+                return self.leased(key, quota, now, granted, tat_before);
             }
         }
         let Ok(mut mem) = self.memory.lock() else {
@@ -177,14 +240,86 @@ impl Limiter {
         decision
     }
 
+    /// Spends one request of `key`'s lease: the decision, or (no lease, or spent, or expired)
+    /// how many requests the next lease should hold.
+    fn spend_lease(&self, key: &str, quota: Quota, now: i64) -> Result<Decision, u32> {
+        let cap = lease_cap(quota);
+        if cap < 2 {
+            return Err(1);
+        }
+        let Ok(mut leases) = self.leases.lock() else {
+            return Err(1);
+        };
+        let Some(lease) = leases.get_mut(key) else {
+            return Err(1);
+        };
+        if now < lease.expires_ms && lease.left > 0 {
+            lease.left -= 1;
+            return Ok(Decision {
+                allowed: true,
+                tat_us: 0,
+                remaining: lease.remaining.saturating_add(lease.left),
+                retry_after_ms: 0,
+                reset_ms: (lease.reset_at_ms - now).max(0),
+            });
+        }
+        Err(if lease.left == 0 && now < lease.expires_ms {
+            (lease.size * 2).min(cap)
+        } else {
+            (lease.size / 2).max(1)
+        })
+    }
+
+    /// The decision on a request of `key` whose script call `granted` that many requests
+    /// (one now, the rest leased) with the quota's TAT at `tat_before`.
+    fn leased(&self, key: &str, quota: Quota, now: i64, granted: i64, tat_before: i64) -> Decision {
+        let granted = u32::try_from(granted).unwrap_or(0);
+        if granted == 0 {
+            let decision = gcra(Some(tat_before), now, quota);
+            // The script refused (and stored nothing): so does the answer.
+            return Decision {
+                allowed: false,
+                retry_after_ms: decision.retry_after_ms.max(1),
+                ..decision
+            };
+        }
+        // Same inputs, same arithmetic: the headers say what the script stored, the whole
+        // lease taken.
+        let interval_us = (quota.emission_interval_ms() * 1000.0) as i64;
+        let taken = tat_before.max(now * 1000) + i64::from(granted - 1) * interval_us;
+        let last = gcra(Some(taken), now, quota);
+        if let Ok(mut leases) = self.leases.lock() {
+            if leases.len() >= MEMORY_KEYS {
+                leases.retain(|_, l| l.expires_ms > now);
+            }
+            // Only quotas large enough for leases keep one, to grow the next.
+            if lease_cap(quota) >= 2 {
+                leases.insert(
+                    key.to_owned(),
+                    Lease {
+                        left: granted - 1,
+                        size: granted,
+                        expires_ms: now + LEASE_MS,
+                        remaining: last.remaining,
+                        reset_at_ms: now + last.reset_ms,
+                    },
+                );
+            }
+        }
+        Decision {
+            allowed: true,
+            remaining: last.remaining.saturating_add(granted - 1),
+            ..last
+        }
+    }
+
     /// What is recorded against `identifier` before a login attempt: one Redis round trip.
     pub async fn login_record(&self, identifier: &str) -> LoginRecord {
         let now = now_ms();
         if let Some(redis) = &self.redis {
+            let keys = LoginKeys::of(redis, identifier);
             let mut pipe = redis::pipe();
-            pipe.cmd("PTTL")
-                .arg(redis.key(&format!("ll:{identifier}")))
-                .exists(redis.key(&format!("lf:{identifier}")));
+            pipe.cmd("PTTL").arg(&keys.lock).exists(&keys.failures);
             if let Some((ttl, failures)) = redis.pipeline::<(i64, bool)>(&pipe).await {
                 return LoginRecord {
                     locked_secs: (ttl > 0).then(|| (ttl + 999) / 1000),
@@ -231,19 +366,18 @@ impl Limiter {
     async fn count_failure(&self, identifier: &str) -> Option<i64> {
         let now = now_ms();
         if let Some(redis) = &self.redis {
-            let count_key = redis.key(&format!("lf:{identifier}"));
+            let keys = LoginKeys::of(redis, identifier);
             let mut pipe = redis::pipe();
             pipe.atomic()
-                .incr(&count_key, 1)
-                .pexpire(&count_key, self.failure_window_ms)
+                .incr(&keys.failures, 1)
+                .pexpire(&keys.failures, self.failure_window_ms)
                 .ignore();
             let counted: Option<(u32,)> = redis.pipeline(&pipe).await;
             if let Some((failures,)) = counted {
                 let lock = login_lockout_secs(failures);
                 if let Some(secs) = lock {
-                    let lock_key = redis.key(&format!("ll:{identifier}"));
                     let _: Option<()> = redis
-                        .query(redis::cmd("SET").arg(lock_key).arg(1).arg("EX").arg(secs))
+                        .query(redis::cmd("SET").arg(&keys.lock).arg(1).arg("EX").arg(secs))
                         .await;
                 }
                 return lock;
@@ -272,11 +406,10 @@ impl Limiter {
             return;
         }
         if let Some(redis) = &self.redis {
-            let keys = [
-                redis.key(&format!("lf:{identifier}")),
-                redis.key(&format!("ll:{identifier}")),
-            ];
-            let _: Option<i64> = redis.query(redis::cmd("DEL").arg(&keys)).await;
+            let keys = LoginKeys::of(redis, identifier);
+            let _: Option<i64> = redis
+                .query(redis::cmd("DEL").arg(&keys.failures).arg(&keys.lock))
+                .await;
         }
         if let Ok(mut mem) = self.memory.lock() {
             mem.failures.remove(identifier);
