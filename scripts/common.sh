@@ -187,6 +187,100 @@ ensure_redis() {
   exit 1
 }
 
+# A throw-away Redis Cluster of three masters (no replicas) on free loopback ports, for the
+# tests of the origin over a cluster: its state lives in a temporary directory, and the servers
+# are shut down and the directory removed when the sourcing script exits. Never touches the
+# Redis at 6379. Exports TEST_REDIS_CLUSTER_URLS (the seed nodes, as REDIS_CLUSTER_URLS takes
+# them). A cluster already named by TEST_REDIS_CLUSTER_URLS that answers is reused.
+ensure_redis_cluster() {
+  if [ -n "${TEST_REDIS_CLUSTER_URLS:-}" ] &&
+    redis-cli -u "${TEST_REDIS_CLUSTER_URLS%%,*}" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; then
+    return
+  fi
+  if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    echo "redis-server and redis-cli are required for the test Redis Cluster (apt-get install redis-server)" >&2
+    exit 1
+  fi
+  log "starting a Redis Cluster of three masters"
+  REDIS_CLUSTER_DIR="$(mktemp -d "${TMPDIR:-/tmp}/users-redis-cluster.XXXXXX")"
+  REDIS_CLUSTER_PORTS=()
+  on_exit stop_redis_cluster
+  # A port is taken when it and its cluster bus port (port + 10000) are both free.
+  local ports
+  ports="$(python3 - <<'PY'
+import socket
+def free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+picked = []
+while len(picked) < 3:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    if port + 10000 < 65536 and port not in picked and port != 6379 and free(port + 10000):
+        picked.append(port)
+print(" ".join(map(str, picked)))
+PY
+)"
+  local port
+  for port in $ports; do
+    redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+      --cluster-config-file "$REDIS_CLUSTER_DIR/nodes-$port.conf" --dir "$REDIS_CLUSTER_DIR" \
+      --save '' --appendonly no --daemonize yes --pidfile "$REDIS_CLUSTER_DIR/redis-$port.pid" \
+      --logfile "$REDIS_CLUSTER_DIR/redis-$port.log" </dev/null >/dev/null
+    REDIS_CLUSTER_PORTS+=("$port")
+  done
+  local _ ready
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  local nodes=() urls=()
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    nodes+=("127.0.0.1:$port")
+    urls+=("redis://127.0.0.1:$port")
+  done
+  if ! redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+    </dev/null >"$REDIS_CLUSTER_DIR/create.log" 2>&1; then
+    echo "redis-cli --cluster create failed:" >&2
+    tail -n 20 "$REDIS_CLUSTER_DIR/create.log" >&2
+    exit 1
+  fi
+  for _ in $(seq 1 100); do
+    ready=0
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && ready=$((ready + 1))
+    done
+    if [ "$ready" -eq "${#REDIS_CLUSTER_PORTS[@]}" ]; then
+      TEST_REDIS_CLUSTER_URLS="$(IFS=,; echo "${urls[*]}")"
+      export TEST_REDIS_CLUSTER_URLS
+      log "Redis Cluster ready: $TEST_REDIS_CLUSTER_URLS"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "the Redis Cluster on ports ${REDIS_CLUSTER_PORTS[*]} did not reach cluster_state:ok within 10 s" >&2
+  redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info >&2 || true
+  exit 1
+}
+stop_redis_cluster() {
+  local port pid
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    # Whatever did not stop on SHUTDOWN, by the id it wrote.
+    pid="$(cat "$REDIS_CLUSTER_DIR/redis-$port.pid" 2>/dev/null || true)"
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  [ -n "${REDIS_CLUSTER_DIR:-}" ] && rm -rf "$REDIS_CLUSTER_DIR"
+  REDIS_CLUSTER_PORTS=()
+}
+
 # Commands run when the sourcing script exits, last registered first: `on_exit "rm -rf $dir"`.
 USERS_ON_EXIT=()
 run_on_exit() {

@@ -2,9 +2,10 @@
 # Runs the whole test suite: deploy manifests, the alerting rules (promtool), the fast checks
 # (scripts/check.sh: formatting, import rules, lints for the host and both wasm targets, unit
 # tests), then every test (unit, property and end-to-end against a real PostgreSQL, nginx
-# failover, the Cloudflare edge under `wrangler dev` and the Spin component in the wasmtime
-# test host, both built first in release, which also builds users-core for both wasm targets;
-# the alerting rules in a real Prometheus) with nextest. Between them:
+# failover, the cache and the rate limits also on a throw-away Redis Cluster, the Cloudflare
+# edge under `wrangler dev` and the Spin component in the wasmtime test host, both built first
+# in release, which also builds users-core for both wasm targets; the alerting rules in a real
+# Prometheus) with nextest. Between them:
 # schemathesis as the admin and as a plain user, a short flow through a Python client generated
 # from the document, the Swagger UI at /docs in headless Chromium, and bounded fuzzing of the core
 # parsers.
@@ -44,6 +45,9 @@ export USERS_RESPONSE_LOG="$ROOT/target/response-log"
 pip_pin passlib 1.7.4
 pip_pin bcrypt 4.0.1
 rm -rf "$USERS_RESPONSE_LOG"
+# A throw-away three-master Redis Cluster (TEST_REDIS_CLUSTER_URLS) for the cache and rate-limit
+# tests' cluster variants; removed when this script exits.
+ensure_redis_cluster
 cargo nextest run --workspace --locked --no-fail-fast "$@"
 log "every recorded answer against the OpenAPI document (openapi-core)"
 scripts/check-responses.sh "$USERS_RESPONSE_LOG"

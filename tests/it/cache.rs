@@ -1,15 +1,18 @@
 //! The user-view cache behind `GET /users/{id}` and `/users/me` (SPEC §4 "Caching"): reads are
 //! served from it, and it never serves a view older than one the same client already saw or
 //! wrote — on one replica, across replicas sharing Redis, and with the in-process fallback.
+//! Each test over Redis runs twice ([`redis_test!`]): on the test Redis server and on the test
+//! Redis Cluster.
 
 use std::time::Duration;
 
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{Api, Endpoint, TestApp, TestUser, spawn_app_and_user, spawn_app_set};
+use crate::helpers::{
+    Api, Endpoint, RedisKind, TestApp, TestUser, redis_test, spawn_app_and_user_on, spawn_app_set,
+};
 use crate::scrape::scrape;
-use crate::testdb::{redis_connection, redis_keys};
 
 /// The concurrent test's writers, writes per writer and readers.
 const WRITERS: usize = 4;
@@ -51,9 +54,8 @@ async fn view_of(origin: &impl Api, reader: &TestUser, user: &TestUser) -> Value
         .expect_json(200)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_second_read_is_a_cache_hit_kept_in_redis_under_the_prefix() {
-    let (app, user) = spawn_app_and_user().await;
+async fn a_second_read_is_a_cache_hit_kept_in_redis_under_the_prefix(kind: RedisKind) {
+    let (app, user) = spawn_app_and_user_on(kind).await;
     let (hits0, misses0) = hits_and_misses(&app).await;
 
     let first = app.as_admin().get_user(user.id).await;
@@ -78,26 +80,20 @@ async fn a_second_read_is_a_cache_hit_kept_in_redis_under_the_prefix() {
         first.header("etag"),
         "and carries the same ETag"
     );
-    let mut redis = redis_connection().await;
     let key = format!("{}user:{}", app.redis_prefix(), user.id.simple());
     assert!(
-        redis_keys(&mut redis, app.redis_prefix())
-            .await
-            .contains(&key),
+        app.redis_keys(app.redis_prefix()).await.contains(&key),
         "the view is kept in Redis as {key}"
     );
-    let cached_version: Option<i64> = redis::cmd("HGET")
-        .arg(&key)
-        .arg("v")
-        .query_async(&mut redis)
-        .await
-        .expect("HGET");
+    let mut hget = redis::cmd("HGET");
+    hget.arg(&key).arg("v");
+    let cached_version: Option<i64> = app.redis().await.query(&hget).await;
     assert_eq!(cached_version, Some(version_of(&first_view)));
 }
+redis_test!(a_second_read_is_a_cache_hit_kept_in_redis_under_the_prefix);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_writer_reads_its_own_patch_and_the_new_etag_at_once() {
-    let (app, user) = spawn_app_and_user().await;
+async fn the_writer_reads_its_own_patch_and_the_new_etag_at_once(kind: RedisKind) {
+    let (app, user) = spawn_app_and_user_on(kind).await;
     let as_user = app.as_user(&user);
     let before = as_user.me().await;
     let etag_before = before.etag();
@@ -133,10 +129,10 @@ async fn the_writer_reads_its_own_patch_and_the_new_etag_at_once() {
     let current = if_none_match(&etag_patch).await;
     assert_eq!(current.status, 304, "the new ETag matches");
 }
+redis_test!(the_writer_reads_its_own_patch_and_the_new_etag_at_once);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_patch_on_one_replica_is_read_at_once_on_another() {
-    let (app, user) = spawn_app_and_user().await;
+async fn a_patch_on_one_replica_is_read_at_once_on_another(kind: RedisKind) {
+    let (app, user) = spawn_app_and_user_on(kind).await;
     let replica = app.spawn_replica().await;
     view_of(&replica, &app.admin, &user).await;
     let (hits0, _) = hits_and_misses(&replica).await;
@@ -158,10 +154,10 @@ async fn a_patch_on_one_replica_is_read_at_once_on_another() {
     assert_eq!(after.header("etag"), resp.header("etag"));
     assert_eq!(version_of(&view), version_of(&warm) + 1);
 }
+redis_test!(a_patch_on_one_replica_is_read_at_once_on_another);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_role_grant_is_read_at_once_on_every_replica() {
-    let (app, user) = spawn_app_and_user().await;
+async fn a_role_grant_is_read_at_once_on_every_replica(kind: RedisKind) {
+    let (app, user) = spawn_app_and_user_on(kind).await;
     app.create_role("support", &["users:read"]).await;
     let origins = [app.endpoint(), app.spawn_replica().await];
     for origin in &origins {
@@ -186,10 +182,10 @@ async fn a_role_grant_is_read_at_once_on_every_replica() {
         );
     }
 }
+redis_test!(a_role_grant_is_read_at_once_on_every_replica);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_deleted_user_is_gone_at_once_although_cached() {
-    let (app, user) = spawn_app_and_user().await;
+async fn a_deleted_user_is_gone_at_once_although_cached(kind: RedisKind) {
+    let (app, user) = spawn_app_and_user_on(kind).await;
     let origins = [app.endpoint(), app.spawn_replica().await];
     for origin in origins.iter().chain(&origins) {
         view_of(origin, &app.admin, &user).await;
@@ -203,6 +199,7 @@ async fn a_deleted_user_is_gone_at_once_although_cached() {
         assert_eq!(read.json()["type"], json!("/problems/not-found"));
     }
 }
+redis_test!(a_deleted_user_is_gone_at_once_although_cached);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_redis_the_in_process_cache_hits_and_reads_your_writes() {
@@ -223,9 +220,8 @@ async fn without_redis_the_in_process_cache_hits_and_reads_your_writes() {
     assert_eq!(view["display_name"], json!("Local Name"));
     assert_eq!(after.header("etag"), resp.header("etag"));
     assert_eq!(version_of(&view), version_of(&warm) + 1);
-    let mut redis = redis_connection().await;
     assert_eq!(
-        redis_keys(&mut redis, app.redis_prefix()).await,
+        app.redis_keys(app.redis_prefix()).await,
         Vec::<String>::new(),
         "nothing is written to Redis without REDIS_URL"
     );
@@ -254,9 +250,8 @@ async fn write_and_read_back(w: usize, origin: &Endpoint, writer: &TestUser, use
 /// Writers and readers hammer one user on two replicas. Each writer reads right after each of
 /// its writes and must see that write or a later one; each reader's sequence of versions
 /// never goes down; at the end both replicas serve exactly the database row.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_patches_and_reads_never_go_back_in_time() {
-    let (app, user) = spawn_app_and_user().await;
+async fn concurrent_patches_and_reads_never_go_back_in_time(kind: RedisKind) {
+    let (app, user) = spawn_app_and_user_on(kind).await;
     let origins = [app.endpoint(), app.spawn_replica().await];
     let done = std::sync::atomic::AtomicBool::new(false);
 
@@ -314,3 +309,7 @@ async fn concurrent_patches_and_reads_never_go_back_in_time() {
         }
     }
 }
+redis_test!(
+    concurrent_patches_and_reads_never_go_back_in_time,
+    worker_threads = 4
+);

@@ -20,10 +20,11 @@
 //!   [`ops`] (probes, config, bootstrap, replicas, sabotage); [`nginx`] (the committed nginx
 //!   config in front of two replicas: spreading, request ids, body limit, failover).
 //! - [`cache`] (the user-view cache across replicas and races); [`ratelimit`] (quotas,
-//!   login lock-outs; trusted client addresses); [`observability`] (metrics, the `/v1`
-//!   alias, request ids); [`faults`] (Redis and PostgreSQL cut, hanging or killed, through
-//!   the TCP [`proxy`]); [`scrape`] reads `/metrics`; [`alerting`] (the committed alerting
-//!   rules in a real Prometheus scraping an origin whose Redis is cut).
+//!   login lock-outs; trusted client addresses), both also on a Redis Cluster; [`cluster`] (an
+//!   origin whose cluster is down at start, comes up, goes and returns); [`observability`]
+//!   (metrics, the `/v1` alias, request ids); [`faults`] (Redis and PostgreSQL cut, hanging or
+//!   killed, through the TCP [`proxy`]); [`scrape`] reads `/metrics`; [`alerting`] (the
+//!   committed alerting rules in a real Prometheus scraping an origin whose Redis is cut).
 //! - [`edge`]: the edge tier (the Cloudflare Worker under `wrangler dev`, the Spin component
 //!   in the wasmtime test host) in front of a real origin; the scenarios are written once for
 //!   every edge runtime.
@@ -36,6 +37,7 @@ mod alerting;
 mod audit;
 mod auth;
 mod cache;
+mod cluster;
 mod concurrency;
 mod edge;
 mod email;

@@ -55,6 +55,7 @@ impl SeedDb {
             db_name: name.clone(),
             data_dir: std::env::temp_dir().join(&name),
             redis_prefix: format!("it:{name}:"),
+            redis_cluster: None,
         };
         let db = connect(&name).await;
         db.batch_execute(tables).await.expect("the seed's tables");

@@ -12,6 +12,8 @@
 //! - [`accounts`]: test users and roles, fresh names and passphrases.
 //! - [`db`]: assertions on the app's database (counts, audit rows).
 //! - [`record`]: the traffic log every answer goes to, checked against the OpenAPI document.
+//! - [`redis`]: the test Redis server or the test Redis Cluster ([`RedisKind`],
+//!   [`spawn_app_on`], [`redis_test!`]) and what an origin keeps there.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -27,6 +29,7 @@ mod accounts;
 mod api;
 mod db;
 mod record;
+mod redis;
 mod reply;
 
 pub use accounts::{
@@ -35,6 +38,8 @@ pub use accounts::{
 };
 pub use api::{Api, Bearer, Call, Endpoint, http_client_with_timeout};
 pub use record::STUB_HEADER;
+pub(crate) use redis::redis_test;
+pub use redis::{RedisKind, test_cluster_urls, use_redis};
 pub use reply::{Reply, error_fields};
 
 /// The public URL the origin is configured with: the issuer of its tokens and the base of links
@@ -111,6 +116,27 @@ pub async fn spawn_app_set(settings: &[(&str, &str)]) -> TestApp {
     spawn_app_with(|vars| apply_settings(vars, settings)).await
 }
 
+/// Starts an origin over the Redis of `redis` (the test server or the test cluster) with the
+/// default test configuration changed by `settings` (see [`apply_settings`]). On the cluster,
+/// fails at once when `TEST_REDIS_CLUSTER_URLS` is unset.
+pub async fn spawn_app_on(redis: RedisKind, settings: &[(&str, &str)]) -> TestApp {
+    if redis == RedisKind::Cluster {
+        test_cluster_urls();
+    }
+    spawn_app_with(|vars| {
+        use_redis(vars, redis);
+        apply_settings(vars, settings);
+    })
+    .await
+}
+
+/// [`spawn_app_on`] with a registered, logged-in user.
+pub async fn spawn_app_and_user_on(redis: RedisKind) -> (TestApp, TestUser) {
+    let app = spawn_app_on(redis, &[]).await;
+    let user = app.new_user().await;
+    (app, user)
+}
+
 /// Sets each `(name, value)` of `settings` in `vars`; an empty value removes the variable
 /// (`("REDIS_URL", "")`: no Redis).
 pub fn apply_settings(vars: &mut HashMap<String, String>, settings: &[(&str, &str)]) {
@@ -130,10 +156,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
     let db_name = create_test_database().await;
     let data_dir = std::env::temp_dir().join(format!("users-it-{}", Uuid::new_v4().simple()));
     let redis_prefix = format!("it:{db_name}:");
-    let cleanup = Cleanup {
+    let mut cleanup = Cleanup {
         db_name: db_name.clone(),
         data_dir: data_dir.clone(),
         redis_prefix: redis_prefix.clone(),
+        redis_cluster: None,
     };
     std::fs::create_dir_all(&data_dir).expect("create DATA_DIR");
     let smtp = SmtpSink::start().await;
@@ -161,6 +188,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut HashMap<String, String>)
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     configure(&mut vars);
+    cleanup.redis_cluster = vars.get("REDIS_CLUSTER_URLS").cloned();
 
     let port = start_origin(&vars).await;
     let db = connect(&db_name).await;

@@ -5,7 +5,10 @@
 //!
 //! The default test configuration has limits too high to meet; these tests set their own, on
 //! an extra origin over the app's database whose limiter keys start empty (see
-//! [`fresh_origin`]), so the harness's own logins are not counted.
+//! [`fresh_origin`]), so the harness's own logins are not counted. Each test over Redis runs
+//! twice ([`redis_test!`]): on the test Redis server and on the test Redis Cluster; what a
+//! cluster needs of the keys (one hash slot per lock-out, whatever the identifier) is in
+//! [`cluster`].
 
 use std::time::Duration;
 
@@ -13,13 +16,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    Api, Endpoint, Reply, TestApp, TestUser, apply_settings, spawn_app, spawn_app_and_user,
-    spawn_app_set, unique_name,
+    Api, Endpoint, RedisKind, Reply, TestApp, TestUser, apply_settings, redis_test,
+    spawn_app_and_user, spawn_app_and_user_on, spawn_app_on, unique_name,
 };
 use crate::scrape::scrape;
-use crate::testdb::{redis_connection, redis_keys};
 
 mod clients;
+mod cluster;
 
 /// A shared secret for the edge-secret tests (at least 16 characters).
 const EDGE_SECRET: &str = "edge-secret-for-tests-0123456789";
@@ -95,9 +98,8 @@ fn request_id() -> String {
     format!("rl-{}", Uuid::new_v4().simple())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_fourth_auth_request_from_one_ip_is_refused_with_rate_limit_headers() {
-    let (app, user) = spawn_app_and_user().await;
+async fn the_fourth_auth_request_from_one_ip_is_refused_with_rate_limit_headers(kind: RedisKind) {
+    let (app, user) = spawn_app_and_user_on(kind).await;
     let origin = fresh_origin(&app, "ip", &[AUTH_IP_3]).await;
 
     // Three /auth requests of any kind and outcome: each says what is left.
@@ -135,10 +137,12 @@ async fn the_fourth_auth_request_from_one_ip_is_refused_with_rate_limit_headers(
     origin.get("/healthz").send().await.expect_status(200);
     assert_eq!(limited_count(&origin, "auth-ip").await, 2.0);
 }
+redis_test!(the_fourth_auth_request_from_one_ip_is_refused_with_rate_limit_headers);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_fourth_authenticated_request_of_one_user_is_refused_and_others_are_not() {
-    let app = spawn_app_set(&[("RATE_LIMIT_USER", "3/60s")]).await;
+async fn the_fourth_authenticated_request_of_one_user_is_refused_and_others_are_not(
+    kind: RedisKind,
+) {
+    let app = spawn_app_on(kind, &[USER_3]).await;
     let alice = app.new_user().await;
     let bob = app.new_user().await;
 
@@ -158,10 +162,12 @@ async fn the_fourth_authenticated_request_of_one_user_is_refused_and_others_are_
     app.get("/healthz").send().await.expect_status(200);
     assert_eq!(limited_count(&app, "user").await, 2.0);
 }
+redis_test!(the_fourth_authenticated_request_of_one_user_is_refused_and_others_are_not);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn failed_logins_lock_the_identifier_for_growing_times_and_a_success_clears_them() {
-    let (app, user) = spawn_app_and_user().await;
+async fn failed_logins_lock_the_identifier_for_growing_times_and_a_success_clears_them(
+    kind: RedisKind,
+) {
+    let (app, user) = spawn_app_and_user_on(kind).await;
     let wrong = "not-the-password-at-all-000";
 
     for i in 1..=5 {
@@ -197,10 +203,10 @@ async fn failed_logins_lock_the_identifier_for_growing_times_and_a_success_clear
     app.login(&user.username, &user.password).await;
     assert_eq!(limited_count(&app, "login-failures").await, 3.0);
 }
+redis_test!(failed_logins_lock_the_identifier_for_growing_times_and_a_success_clears_them);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn unknown_identifiers_are_locked_the_same_way_after_normalisation() {
-    let app = spawn_app().await;
+async fn unknown_identifiers_are_locked_the_same_way_after_normalisation(kind: RedisKind) {
+    let app = spawn_app_on(kind, &[]).await;
     let ghost = unique_name("ghost");
     let password = "whatever-password-0000000";
 
@@ -218,10 +224,10 @@ async fn unknown_identifiers_are_locked_the_same_way_after_normalisation() {
     }
     someone_else.assert_problem(401, "invalid-credentials");
 }
+redis_test!(unknown_identifiers_are_locked_the_same_way_after_normalisation);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn replicas_share_every_limit_through_redis() {
-    let (app, user) = spawn_app_and_user().await;
+async fn replicas_share_every_limit_through_redis(kind: RedisKind) {
+    let (app, user) = spawn_app_and_user_on(kind).await;
     let a = fresh_origin(&app, "shared", &[AUTH_IP_3, USER_3]).await;
     let b = fresh_origin(&app, "shared", &[AUTH_IP_3, USER_3]).await;
 
@@ -250,6 +256,7 @@ async fn replicas_share_every_limit_through_redis() {
     let locked = d.login_raw(&user.email, &user.password).await;
     locked.assert_problem(429, "rate-limited");
 }
+redis_test!(replicas_share_every_limit_through_redis);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_redis_limits_hold_in_process_for_each_replica() {
@@ -273,8 +280,9 @@ async fn without_redis_limits_hold_in_process_for_each_replica() {
         "in-process limits are per replica"
     );
     me_elsewhere.expect_status(200);
-    let mut redis = redis_connection().await;
-    let keys = redis_keys(&mut redis, &format!("{}local:", app.redis_prefix())).await;
+    let keys = app
+        .redis_keys(&format!("{}local:", app.redis_prefix()))
+        .await;
     assert_eq!(keys, Vec::<String>::new(), "nothing is kept in Redis");
     // The login lock-out works in process too.
     let c = fresh_origin(&app, "local", &[NO_REDIS]).await;

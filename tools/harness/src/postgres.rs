@@ -177,6 +177,9 @@ pub struct Cleanup {
     pub data_dir: PathBuf,
     /// Every Redis key of the test starts with it (also those of replicas with a longer one).
     pub redis_prefix: String,
+    /// The seed nodes of the Redis Cluster the test's keys live on, if it used one (they are
+    /// deleted from the Redis server either way).
+    pub redis_cluster: Option<String>,
 }
 
 impl Drop for Cleanup {
@@ -184,6 +187,7 @@ impl Drop for Cleanup {
         let db_name = self.db_name.clone();
         let data_dir = self.data_dir.clone();
         let redis_prefix = self.redis_prefix.clone();
+        let redis_cluster = self.redis_cluster.clone();
         let dropper = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -196,6 +200,13 @@ impl Drop for Cleanup {
                     crate::keys::delete_prefix(&crate::keys::redis_url(), &redis_prefix),
                 )
                 .await;
+                if let Some(seeds) = redis_cluster {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        crate::keys::delete_prefix_on_cluster(&seeds, &redis_prefix),
+                    )
+                    .await;
+                }
                 let _ = drop_database(&db_name).await;
             });
             let _ = std::fs::remove_dir_all(data_dir);
