@@ -191,10 +191,10 @@ pub async fn cached_view(
     let memo = &state.follower.memo;
     if let Some(bytes) = memo.view(id) {
         state.metrics.cache_hits.inc();
-        state.metrics.memo_reads.with_label_values(&["view", "memory"]).inc();
+        state.metrics.memo.view_memory.inc();
         return Ok(Some(bytes));
     }
-    state.metrics.memo_reads.with_label_values(&["view", "shared"]).inc();
+    state.metrics.memo.view_shared.inc();
     let view = match memo.ticket(id, None) {
         Some(ticket) => {
             state.metrics.cache_misses.inc();
@@ -219,7 +219,9 @@ fn view_bytes(view: &UserView) -> Result<ViewBytes, AccountError> {
     Ok(ViewBytes {
         version: view.version,
         etag: view.etag(),
-        body: serde_json::to_vec(view).map_err(AccountError::Encode)?.into(),
+        body: serde_json::to_vec(view)
+            .map_err(AccountError::Encode)?
+            .into(),
     })
 }
 

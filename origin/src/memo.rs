@@ -471,7 +471,10 @@ mod tests {
             etag: format!("\"x-{version}\""),
             body: Bytes::from(format!("{{\"version\":{version}}}")),
         };
-        let (older, newer) = (memo.ticket(id, None).unwrap(), memo.ticket(id, None).unwrap());
+        let (older, newer) = (
+            memo.ticket(id, None).unwrap(),
+            memo.ticket(id, None).unwrap(),
+        );
         memo.fill_view(newer, id, view(6));
         memo.fill_view(older, id, view(5));
         assert_eq!(memo.view(id).unwrap().version, 6);

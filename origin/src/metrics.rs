@@ -51,6 +51,19 @@ pub struct Metrics {
     /// (`from` `memory` or `database`), `token` (`memory`, or `verified`: its signature was
     /// checked) or `view` (`memory`, or `shared`: the Redis cache or PostgreSQL).
     pub memo_reads: IntCounterVec,
+    /// The series of `memo_reads`, resolved once (they are counted on every request).
+    pub memo: MemoReads,
+}
+
+/// The series of `users_memo_reads_total`.
+#[derive(Debug, Clone)]
+pub struct MemoReads {
+    pub principal_memory: IntCounter,
+    pub principal_database: IntCounter,
+    pub token_memory: IntCounter,
+    pub token_verified: IntCounter,
+    pub view_memory: IntCounter,
+    pub view_shared: IntCounter,
 }
 
 impl Metrics {
@@ -181,16 +194,14 @@ impl Metrics {
             ),
             &["kind", "from"],
         )?;
-        for (kind, from) in [
-            ("principal", "memory"),
-            ("principal", "database"),
-            ("token", "memory"),
-            ("token", "verified"),
-            ("view", "memory"),
-            ("view", "shared"),
-        ] {
-            memo_reads.with_label_values(&[kind, from]);
-        }
+        let memo = MemoReads {
+            principal_memory: memo_reads.with_label_values(&["principal", "memory"]),
+            principal_database: memo_reads.with_label_values(&["principal", "database"]),
+            token_memory: memo_reads.with_label_values(&["token", "memory"]),
+            token_verified: memo_reads.with_label_values(&["token", "verified"]),
+            view_memory: memo_reads.with_label_values(&["view", "memory"]),
+            view_shared: memo_reads.with_label_values(&["view", "shared"]),
+        };
         registry.register(Box::new(memo_following.clone()))?;
         registry.register(Box::new(memo_resyncs.clone()))?;
         registry.register(Box::new(memo_reads.clone()))?;
@@ -230,6 +241,7 @@ impl Metrics {
             memo_following,
             memo_resyncs,
             memo_reads,
+            memo,
         })
     }
 

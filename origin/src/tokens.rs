@@ -148,11 +148,7 @@ pub async fn verify_access(state: &AppState, token: &str) -> Result<Caller, Acce
     let key = Memo::token_key(token);
     let facts = match memo.token(&key, at) {
         Some(facts) => {
-            state
-                .metrics
-                .memo_reads
-                .with_label_values(&["token", "memory"])
-                .inc();
+            state.metrics.memo.token_memory.inc();
             facts
         }
         None => {
@@ -164,11 +160,7 @@ pub async fn verify_access(state: &AppState, token: &str) -> Result<Caller, Acce
                     tracing::debug!(reason = %e, "token refused");
                     AccessError::Invalid
                 })?;
-            state
-                .metrics
-                .memo_reads
-                .with_label_values(&["token", "verified"])
-                .inc();
+            state.metrics.memo.token_verified.inc();
             let facts = TokenFacts {
                 sub: verified.claims.sub,
                 sid: verified.claims.sid,
@@ -182,19 +174,11 @@ pub async fn verify_access(state: &AppState, token: &str) -> Result<Caller, Acce
     };
     let principal = match remembered(state, &facts, at) {
         Some(principal) => {
-            state
-                .metrics
-                .memo_reads
-                .with_label_values(&["principal", "memory"])
-                .inc();
+            state.metrics.memo.principal_memory.inc();
             principal
         }
         None => {
-            state
-                .metrics
-                .memo_reads
-                .with_label_values(&["principal", "database"])
-                .inc();
+            state.metrics.memo.principal_database.inc();
             std::sync::Arc::new(look_up(state, &facts).await?)
         }
     };
