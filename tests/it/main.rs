@@ -49,6 +49,7 @@ mod hostile;
 mod idempotency;
 mod import;
 mod jwt;
+mod leases;
 mod legacy;
 mod mfa;
 mod nginx;
