@@ -48,5 +48,7 @@ PY
   PIP_DISABLE_PIP_VERSION_CHECK=1 "$SEED_VENV/bin/pip" install -q -r bench/seed_stack/requirements.txt </dev/null
 fi
 export SEED_PYTHON="$SEED_VENV/bin/python"
+# The open-loop runs hold a connection per request in flight: more than the default 1024 fds.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 exec cargo run --release --locked -p users-bench -- \
   --out bench/results.json --md docs/benchmarks.md "$@"

@@ -383,6 +383,9 @@ async fn a_hanging_postgres_yields_503_within_bounded_time() {
     let patient = Endpoint::with_timeout(&app.address, Duration::from_secs(15));
 
     proxy.blackhole();
+    // The replica's notification connection hangs too: its heartbeat notices within 1.5 s (every
+    // 0.5 s, answered within 1 s), and from then on nothing is answered from memory.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
 
     let attempts = (0..3).map(|_| {
         let call = patient.as_user(&user).get("/users/me");

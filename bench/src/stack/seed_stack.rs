@@ -69,10 +69,10 @@ async fn seed(db: &str, users: u64, admin_hash: &str) -> anyhow::Result<()> {
     .await?;
     pg.batch_execute(
         "INSERT INTO user_roles SELECT 1, id FROM roles; \
-         INSERT INTO user_roles SELECT u.id, r.id FROM users u, roles r WHERE u.id > 1 AND r.name = 'user'; \
-         VACUUM ANALYZE",
+         INSERT INTO user_roles SELECT u.id, r.id FROM users u, roles r WHERE u.id > 1 AND r.name = 'user'",
     )
     .await?;
+    pg.batch_execute("VACUUM ANALYZE").await?;
     Ok(())
 }
 
