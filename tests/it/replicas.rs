@@ -152,16 +152,20 @@ async fn replica_behind(app: &TestApp, proxy: &TcpProxy) -> Endpoint {
     .await
 }
 
-fn postgres() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], 5432))
+/// An origin, a proxy to PostgreSQL, and a second replica whose notification connection goes
+/// through the proxy, once that replica follows.
+async fn following_replica_behind_proxy() -> (TestApp, TcpProxy, Endpoint) {
+    let app = spawn_app().await;
+    let postgres = std::net::SocketAddr::from(([127, 0, 0, 1], 5432));
+    let proxy = TcpProxy::start(postgres).await;
+    let b = replica_behind(&app, &proxy).await;
+    until_notifications(&b, "following", BOUND).await;
+    (app, proxy, b)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_whose_notifications_are_cut_checks_postgresql_until_it_has_resynchronised() {
-    let app = spawn_app().await;
-    let proxy = TcpProxy::start(postgres()).await;
-    let b = replica_behind(&app, &proxy).await;
-    until_notifications(&b, "following", BOUND).await;
+    let (app, proxy, b) = following_replica_behind_proxy().await;
     assert_eq!(metric(&b, "users_memo_following").await, 1.0);
     let user = app.new_user().await;
     let old = app.login(&user.username, &user.password).await.access_token;
@@ -206,10 +210,7 @@ async fn a_replica_whose_notifications_are_cut_checks_postgresql_until_it_has_re
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_or_stalled_notification_connection_is_noticed_and_replaced() {
-    let app = spawn_app().await;
-    let proxy = TcpProxy::start(postgres()).await;
-    let b = replica_behind(&app, &proxy).await;
-    until_notifications(&b, "following", BOUND).await;
+    let (app, proxy, b) = following_replica_behind_proxy().await;
     let resyncs = metric(&b, "users_memo_resyncs_total").await;
 
     // Killed by the server (an operator's pg_terminate_backend, a failover): a new connection
