@@ -8,6 +8,12 @@ use tracing_subscriber::EnvFilter;
 use users_origin::import::seed;
 use users_origin::{Application, Config, startup};
 
+/// mimalloc rather than the system allocator: a request makes many small short-lived
+/// allocations across the runtime's threads, where glibc's malloc spent a sixth of a cached
+/// read's CPU (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: users-origin [serve | migrate | import --from-seed-db URL [--dry-run]]";
 
 #[tokio::main]

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::db;
 use crate::hashing::Hasher;
 use crate::redis_store::Redis;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 /// A bound, ready-to-serve origin.
 #[derive(Debug)]
@@ -130,7 +130,7 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
     metrics
         .db_pool_max_size
         .set(i64::try_from(config.database_pool_size).unwrap_or(i64::MAX));
-    let state = AppState {
+    let state = AppState::new(Shared {
         mfa_keys: Arc::new(mfa_keys),
         redis,
         cache: Arc::new(cache),
@@ -145,7 +145,7 @@ pub fn state(config: Config) -> anyhow::Result<AppState> {
         metrics: Arc::new(metrics),
         mail_ready: Arc::new(Notify::new()),
         config: Arc::new(config),
-    };
+    });
     Ok(state)
 }
 

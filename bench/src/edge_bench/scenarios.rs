@@ -16,6 +16,8 @@ pub const RATE: f64 = 100.0;
 pub const DURATION: Duration = Duration::from_secs(10);
 pub const WARMUP: Duration = Duration::from_secs(2);
 pub const CONCURRENCY: usize = 8;
+/// Most requests in flight in the fixed-rate run.
+pub const OPEN_CONNECTIONS: usize = 64;
 
 #[derive(Debug, Serialize)]
 pub struct ScenarioResult {
@@ -47,7 +49,7 @@ pub struct EdgeResults {
 async fn measure(name: &'static str, request: &'static str, target: &Target) -> ScenarioResult {
     let _ = load::closed(target, CONCURRENCY, WARMUP).await;
     let saturation = load::closed(target, CONCURRENCY, DURATION).await;
-    let fixed_rate = load::open(target, RATE, DURATION).await;
+    let fixed_rate = load::open(target, RATE, DURATION, OPEN_CONNECTIONS).await;
     eprintln!(
         "==> {name}: saturation {:.0} req/s p50 {:.2} ms p99 {:.2} ms; at {RATE} req/s p50 {:.2} ms p99 {:.2} ms",
         saturation.ok_rps,

@@ -142,57 +142,62 @@ pub async fn closed(target: &Target, concurrency: usize, duration: Duration) -> 
 /// timer's lateness out of the latencies without spinning.
 const LOOKAHEAD: Duration = Duration::from_millis(1);
 
-/// Sends `rate` requests per second for `duration` on a fixed schedule, whatever the answers.
-pub async fn open(target: &Target, rate: f64, duration: Duration) -> RunStats {
+/// Sends `rate` requests per second for `duration` on a fixed schedule, whatever the answers,
+/// from at most `connections` requests in flight (as wrk2 does): each of that many workers takes
+/// the next scheduled request, sends it at its time (or at once, when it is already late), and
+/// records its latency from the scheduled time. A slow answer therefore still counts the wait of
+/// every request scheduled behind it (no coordinated omission), while the client never opens
+/// more than `connections` connections: a stall cannot snowball into a storm of new
+/// connections that measures the client rather than the server.
+pub async fn open(target: &Target, rate: f64, duration: Duration, connections: usize) -> RunStats {
     let rate = rate.max(0.1);
     let n = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
-    let rec = Arc::new(Mutex::new(Recorder::default()));
     let start = Instant::now() + Duration::from_millis(5);
-    let mut set: JoinSet<Instant> = JoinSet::new();
-    let mut max_lag = Duration::ZERO;
-    let mut end = start;
-    let mut i = 0;
-    while i < n {
-        let now = Instant::now();
-        while i < n {
-            let scheduled = start + Duration::from_secs_f64(i as f64 / rate);
-            if scheduled > now + LOOKAHEAD {
-                break;
-            }
-            max_lag = max_lag.max(now.saturating_duration_since(scheduled));
-            let origin = scheduled.max(now);
-            let target = target.clone();
-            let rec = Arc::clone(&rec);
-            set.spawn(async move {
-                let (status, error) = target.send().await;
-                let done = Instant::now();
-                if let Ok(mut r) = rec.lock() {
-                    r.record(status, done - origin, error);
+    let next = Arc::new(AtomicU64::new(0));
+    let max_lag_us = Arc::new(AtomicU64::new(0));
+    let last_sent = Arc::new(Mutex::new(start));
+    let mut set = JoinSet::new();
+    for _ in 0..connections.max(1) {
+        let (target, next) = (target.clone(), Arc::clone(&next));
+        let (max_lag_us, last_sent) = (Arc::clone(&max_lag_us), Arc::clone(&last_sent));
+        set.spawn(async move {
+            let mut rec = Recorder::default();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
                 }
-                done
-            });
-            i += 1;
-        }
-        while let Some(joined) = set.try_join_next() {
-            if let Ok(done) = joined {
-                end = end.max(done);
+                let scheduled = start + Duration::from_secs_f64(i as f64 / rate);
+                if scheduled > Instant::now() + LOOKAHEAD {
+                    tokio::time::sleep_until((scheduled - LOOKAHEAD).into()).await;
+                }
+                let now = Instant::now();
+                let lag = now.saturating_duration_since(scheduled);
+                max_lag_us.fetch_max(
+                    u64::try_from(lag.as_micros()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
+                if i + 1 == n
+                    && let Ok(mut t) = last_sent.lock()
+                {
+                    *t = now;
+                }
+                let origin = scheduled.max(now);
+                let (status, error) = target.send().await;
+                rec.record(status, origin.elapsed(), error);
             }
-        }
-        if i < n {
-            let next = start + Duration::from_secs_f64(i as f64 / rate);
-            tokio::time::sleep_until((next - LOOKAHEAD).into()).await;
-        }
+            (rec, Instant::now())
+        });
     }
-    let dispatched = Instant::now();
+    let mut rec = Recorder::default();
+    let mut end = start;
     while let Some(joined) = set.join_next().await {
-        if let Ok(done) = joined {
+        if let Ok((r, done)) = joined {
+            rec.merge(r);
             end = end.max(done);
         }
     }
-    let rec = match Arc::try_unwrap(rec) {
-        Ok(m) => m.into_inner().unwrap_or_default(),
-        Err(shared) => shared.lock().map(|r| r.clone()).unwrap_or_default(),
-    };
+    let dispatched = last_sent.lock().map(|t| *t).unwrap_or(end);
     let mut stats = RunStats::from(&rec, target.expect, end.saturating_duration_since(start));
     stats.mode = "open".to_owned();
     stats.target_rps = Some(round3(rate));
@@ -203,6 +208,7 @@ pub async fn open(target: &Target, rate: f64, duration: Duration) -> RunStats {
                 .as_secs_f64()
                 .max(1e-9),
     ));
-    stats.max_send_lag_ms = Some(round3(max_lag.as_secs_f64() * 1000.0));
+    stats.max_send_lag_ms = Some(round3(max_lag_us.load(Ordering::Relaxed) as f64 / 1000.0));
+    stats.concurrency = Some(connections);
     stats
 }

@@ -8,6 +8,13 @@ use serde::{Deserialize, Serialize};
 
 /// Items per listing page the bench asks for.
 pub const PAGE_LIMIT: u64 = 20;
+/// Most requests in flight in a fixed-rate run of a read scenario: four times the saturation
+/// runs' workers, so only a server stall of several times the usual latency fills them (and
+/// then the wait behind it is still measured, from each request's scheduled time).
+pub const OPEN_CONNECTIONS: usize = 64;
+/// Most logins in flight in the overload run: far above the origin's hash queue, so the queue
+/// fills and refuses as it would with unbounded clients.
+pub const OVERLOAD_CONNECTIONS: usize = 512;
 /// How deep the deep listing page is, in pages (fewer if the seed has fewer).
 pub const DEEP_PAGE: u64 = 10_000;
 

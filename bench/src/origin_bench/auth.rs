@@ -8,6 +8,7 @@ use argon2::Params;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
+use super::args::OVERLOAD_CONNECTIONS;
 use super::env::{Env, log};
 use super::results::{Hashing, Overload, Scenario};
 use super::scenario::scenario;
@@ -110,7 +111,12 @@ pub async fn overload(
     ));
     let before = env.metrics().await;
     let stats = env
-        .measure(load::open(login_target, rate, env.args.overload_duration()))
+        .measure(load::open(
+            login_target,
+            rate,
+            env.args.overload_duration(),
+            OVERLOAD_CONNECTIONS,
+        ))
         .await;
     let after = env.metrics().await;
     let counter = |m: &HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);

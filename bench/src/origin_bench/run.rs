@@ -212,6 +212,8 @@ fn params(args: &Args, p: &Params, s: &OriginSettings, cores: usize, deep_page: 
             "client": "reqwest (HTTP/1.1 keep-alive), in the same process on its own tokio runtime",
             "runtime_worker_threads": cores,
             "half_rate": "open loop at half the measured saturation throughput (ok answers)",
+            "half_rate_max_in_flight": super::args::OPEN_CONNECTIONS,
+            "overload_max_in_flight": super::args::OVERLOAD_CONNECTIONS,
         },
         "page_limit": PAGE_LIMIT,
         "deep_page": deep_page,

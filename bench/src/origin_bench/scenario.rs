@@ -5,6 +5,7 @@
 use anyhow::bail;
 use serde_json::{Value, json};
 
+use super::args::OPEN_CONNECTIONS;
 use super::env::{Env, log};
 use super::results::Scenario;
 use crate::figures::round3;
@@ -41,12 +42,16 @@ pub async fn scenario(
     }
     tokio::time::sleep(env.args.pause()).await;
     let rate = saturation.ok_rps / 2.0;
-    let half_rate = measured(env, load::open(target, rate, env.args.duration()), |s| {
-        format!(
-            "{name}: at {rate:.0} req/s: achieved {:.0}",
-            s.throughput_rps
-        )
-    })
+    let half_rate = measured(
+        env,
+        load::open(target, rate, env.args.duration(), OPEN_CONNECTIONS),
+        |s| {
+            format!(
+                "{name}: at {rate:.0} req/s: achieved {:.0}",
+                s.throughput_rps
+            )
+        },
+    )
     .await;
     tokio::time::sleep(env.args.pause()).await;
     Ok(Scenario {
