@@ -285,9 +285,10 @@ fn notes(s: &mut String) {
     let _ = writeln!(s, "## Notes\n");
     let _ = writeln!(
         s,
-        "- Every authenticated request, cache hit or not, reads the caller's principal from \
-         PostgreSQL (immediate revocation) and makes a Redis rate-limit call; a cache hit saves \
-         only the read of the target row. Hence PostgreSQL's share of the CPU even for cache hits.\n"
+        "- A cache hit is answered from the replica's memory: the verified token, the caller's \
+         principal and the view's bytes, kept right by PostgreSQL change notifications (SPEC \
+         §11); the per-user rate limit is spent from a lease taken from Redis in one call. A \
+         cache miss reads the row from PostgreSQL and stores it in Redis and in memory.\n"
     );
     let _ = writeln!(s, "## Reproduce\n");
     let _ = writeln!(
