@@ -89,12 +89,13 @@ fn how_it_was_run(s: &mut String, r: &Results) {
          throughput is a lower bound). Each scenario: {} s warm-up, then **saturation** = closed \
          loop, C concurrent workers for {} s; then a **fixed rate** = open loop at half the \
          saturation throughput for {} s from at most {} requests in flight (as wrk2), each \
-         request's latency measured from its *scheduled* send time (no coordinated omission). Throughput counts answers with the expected status.\n",
+         request's latency measured from its *scheduled* send time (no coordinated omission). \
+         Throughput counts answers with the expected status.\n",
         m["nproc"],
         run["warmup_s"],
         run["duration_s"],
         run["duration_s"],
-        super::super::args::OPEN_CONNECTIONS
+        r.params["loadgen"]["half_rate_max_in_flight"]
     );
 }
 
