@@ -76,31 +76,25 @@ pub async fn measure_runtime(
     wait_ready(client, &format!("{edge}/edge/health")).await?;
     let token = login(client, edge, admin.0, admin.1).await?;
 
-    let health = {
-        let (c, u) = (client.clone(), format!("{edge}/edge/health"));
-        Target::new(200, move |_| c.get(&u))
-    };
-    let cached = {
-        let (c, u, t) = (client.clone(), format!("{edge}/users/me"), token.clone());
-        Target::new(200, move |_| c.get(&u).bearer_auth(&t))
-    };
+    let health = Target::get(200, &format!("{edge}/edge/health"), None)?;
+    let cached = Target::get(
+        200,
+        &format!("{edge}/users/me"),
+        Some(load::bearer(&token)?),
+    )?;
     // Same token with its signature's last character changed: verified (and refused) at the
     // edge, before any state or cache look-up: the cost of verification alone.
     let forged = {
         let last = token.chars().last().unwrap_or('A');
         let swapped = if last == 'A' { 'B' } else { 'A' };
         let bad = format!("{}{swapped}", &token[..token.len() - 1]);
-        let (c, u) = (client.clone(), format!("{edge}/users/me"));
-        Target::new(401, move |_| c.get(&u).bearer_auth(&bad))
+        Target::get(401, &format!("{edge}/users/me"), Some(load::bearer(&bad)?))?
     };
-    let forwarded = {
-        let (c, u, t) = (
-            client.clone(),
-            format!("{edge}/users?limit=1"),
-            token.clone(),
-        );
-        Target::new(200, move |_| c.get(&u).bearer_auth(&t))
-    };
+    let forwarded = Target::get(
+        200,
+        &format!("{edge}/users?limit=1"),
+        Some(load::bearer(&token)?),
+    )?;
     cached.probe("GET /users/me through the edge").await?;
     let scenarios = vec![
         measure(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use argon2::Params;
-use reqwest::header::CONTENT_TYPE;
+use http::Uri;
 use serde_json::{Value, json};
 
 use super::args::OVERLOAD_CONNECTIONS;
@@ -21,18 +21,17 @@ use crate::seed::{SEED_PASSWORD, seeded_username};
 /// `params` are the seed hash's, for the description.
 pub async fn login(env: &Env, params: &Params) -> anyhow::Result<(Scenario, Target)> {
     let target = {
-        let client = env.client.clone();
-        let url = env.url("/auth/login");
+        let path = Uri::from_static("/auth/login");
         let perm = env.perm;
-        let mut t = Target::new(200, move |k| {
-            client
-                .post(&url)
-                .header(CONTENT_TYPE, "application/json")
-                .body(format!(
+        let mut t = Target::new(200, &env.base, move |k| {
+            load::post_json(
+                &path,
+                format!(
                     r#"{{"login":"{}","password":"{SEED_PASSWORD}"}}"#,
                     seeded_username(perm.user(k))
-                ))
-        });
+                ),
+            )
+        })?;
         t.seq = Arc::clone(&env.fresh);
         t
     };
@@ -68,19 +67,16 @@ pub fn login_extra(login: &Scenario, hashing: &Hashing) -> Value {
 /// Registration with fresh usernames.
 pub async fn register(env: &Env) -> anyhow::Result<Scenario> {
     let run_tag = format!("{:x}", (host::unix_secs() % 0xf_ffff));
-    let target = {
-        let client = env.client.clone();
-        let url = env.url("/auth/register");
-        Target::new(201, move |k| {
-            let username = format!("rg{run_tag}x{k}");
-            client
-                .post(&url)
-                .header(CONTENT_TYPE, "application/json")
-                .body(format!(
-                    r#"{{"username":"{username}","email":"{username}@bench.test","password":"quartz-meadow-falcon-tundra-7319"}}"#
-                ))
-        })
-    };
+    let path = Uri::from_static("/auth/register");
+    let target = Target::new(201, &env.base, move |k| {
+        let username = format!("rg{run_tag}x{k}");
+        load::post_json(
+            &path,
+            format!(
+                r#"{{"username":"{username}","email":"{username}@bench.test","password":"quartz-meadow-falcon-tundra-7319"}}"#
+            ),
+        )
+    })?;
     target.probe("register").await?;
     scenario(
         env,

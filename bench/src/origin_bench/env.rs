@@ -11,7 +11,7 @@ use reqwest::header::AUTHORIZATION;
 
 use super::args::Args;
 use crate::cpu;
-use crate::load::{RunStats, Target};
+use crate::load::{self, RunStats, Target};
 use crate::stack::origin::{self, InProcessOrigin};
 
 /// A progress line on stderr.
@@ -76,11 +76,8 @@ impl Env {
     }
 
     /// `GET path` with the admin token, the same request every time, expecting 200.
-    pub fn admin_get_target(&self, path: &str) -> Target {
-        let client = self.client.clone();
-        let url = self.url(path);
-        let auth = format!("Bearer {}", self.admin_token);
-        Target::new(200, move |_| client.get(&url).header(AUTHORIZATION, &auth))
+    pub fn admin_get_target(&self, path: &str) -> anyhow::Result<Target> {
+        Target::get(200, &self.url(path), Some(load::bearer(&self.admin_token)?))
     }
 
     /// One run with its CPU use.

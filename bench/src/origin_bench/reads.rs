@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
-use reqwest::header::AUTHORIZATION;
+use http::Uri;
 use serde_json::{Value, json};
 use users_core::cursor::{Cursor, CursorKey, Sort};
 use uuid::Uuid;
@@ -15,14 +15,14 @@ use super::args::{DEEP_PAGE, PAGE_LIMIT};
 use super::env::Env;
 use super::results::Scenario;
 use super::scenario::{cache_scenario, scenario};
-use crate::load::Target;
+use crate::load::{self, Target};
 use crate::seed::{self, seeded_id};
 use crate::stack::seed_stack;
 
 /// Cached read: always the same user, so after the first request it is a cache hit.
 pub async fn cache_hit(env: &Env) -> anyhow::Result<Scenario> {
     let hit_id = seeded_id(1);
-    let target = env.admin_get_target(&format!("/users/{hit_id}"));
+    let target = env.admin_get_target(&format!("/users/{hit_id}"))?;
     target.probe("cache hit").await?;
     cache_scenario(
         env,
@@ -55,12 +55,8 @@ pub async fn seed_read(env: &Env) -> anyhow::Result<Scenario> {
     };
     let measured = async {
         let token = stack.login(&env.client, &password).await?;
-        let target = {
-            let client = env.client.clone();
-            let url = format!("{}/users/{}", stack.base, seed_stack::READ_ID);
-            let auth = format!("Bearer {token}");
-            Target::new(200, move |_| client.get(&url).header(AUTHORIZATION, &auth))
-        };
+        let url = format!("{}/users/{}", stack.base, seed_stack::READ_ID);
+        let target = Target::get(200, &url, Some(load::bearer(&token)?))?;
         target.probe("seed read").await?;
         let mut s = scenario(
             env,
@@ -90,15 +86,13 @@ pub async fn seed_read(env: &Env) -> anyhow::Result<Scenario> {
 /// Cache miss: a different seeded user each request, never one requested before.
 pub async fn cache_miss(env: &Env) -> anyhow::Result<Scenario> {
     let target = {
-        let client = env.client.clone();
-        let base = env.base.clone();
-        let auth = format!("Bearer {}", env.admin_token);
+        let auth = load::bearer(&env.admin_token)?;
         let perm = env.perm;
-        let mut t = Target::new(200, move |k| {
-            client
-                .get(format!("{base}/users/{}", seeded_id(perm.user(k))))
-                .header(AUTHORIZATION, &auth)
-        });
+        let mut t = Target::new(200, &env.base, move |k| {
+            let path = format!("/users/{}", seeded_id(perm.user(k)));
+            let path = path.parse().unwrap_or_else(|_| Uri::from_static("/"));
+            load::get(&path, Some(&auth))
+        })?;
         t.seq = Arc::clone(&env.fresh);
         t
     };
@@ -153,7 +147,7 @@ pub async fn listing(
             ),
         ),
     ] {
-        let target = env.admin_get_target(&path);
+        let target = env.admin_get_target(&path)?;
         let mut s = scenario(env, name, title, request, &target, env.args.concurrency).await?;
         s.extra = if name == "list_deep_page" {
             json!({

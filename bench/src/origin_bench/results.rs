@@ -46,8 +46,19 @@ pub struct Hashing {
     /// `cores ÷ phc_median`.
     pub phc_limit_rps: f64,
     /// Hashes per second with one thread per core hashing at once into reused buffers
-    /// (caches and memory bandwidth shared; buffers faulted in before the clock starts).
+    /// (caches and memory bandwidth shared; buffers faulted in before the clock starts): the
+    /// mean of the rates timed before and after the login runs, each over
+    /// `parallel_window_s` (only before them, in 8 hashes per thread, in older results).
     pub parallel_rps: f64,
+    /// That rate before the login runs.
+    #[serde(default)]
+    pub parallel_before_rps: f64,
+    /// That rate after the login runs.
+    #[serde(default)]
+    pub parallel_after_rps: Option<f64>,
+    /// How long the threads hashed at once, each time, in seconds.
+    #[serde(default)]
+    pub parallel_window_s: Option<f64>,
     pub hash_workers: usize,
     pub hash_queue: usize,
 }

@@ -209,7 +209,8 @@ fn params(args: &Args, p: &Params, s: &OriginSettings, cores: usize, deep_page: 
             "runtime_worker_threads": cores,
         },
         "loadgen": {
-            "client": "reqwest (HTTP/1.1 keep-alive), in the same process on its own tokio runtime",
+            "client": "hyper's HTTP/1.1 client connection, one kept alive per worker (no pool), in \
+                       the same process on its own tokio runtime",
             "runtime_worker_threads": cores,
             "half_rate": "open loop at half the measured saturation throughput (ok answers)",
             "half_rate_max_in_flight": super::args::OPEN_CONNECTIONS,

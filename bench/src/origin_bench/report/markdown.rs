@@ -84,13 +84,13 @@ fn how_it_was_run(s: &mut String, r: &Results) {
     );
     let _ = writeln!(
         s,
-        "- **Load**: reqwest over HTTP/1.1 keep-alive from the same process (its own tokio \
-         runtime, sharing the {} cores with the origin, PostgreSQL and Redis, so absolute \
+        "- **Load**: {} (sharing the {} cores with the origin, PostgreSQL and Redis, so absolute \
          throughput is a lower bound). Each scenario: {} s warm-up, then **saturation** = closed \
          loop, C concurrent workers for {} s; then a **fixed rate** = open loop at half the \
          saturation throughput for {} s from at most {} requests in flight (as wrk2), each \
          request's latency measured from its *scheduled* send time (no coordinated omission). \
          Throughput counts answers with the expected status.\n",
+        r.params["loadgen"]["client"].as_str().unwrap_or("?"),
         m["nproc"],
         run["warmup_s"],
         run["duration_s"],
@@ -151,12 +151,22 @@ fn hashing_and_overload(s: &mut String, r: &Results) {
     } else {
         format!(" and right after them ({:?} ms)", h.single_thread_after_ms)
     };
+    // Results written before the sustained timing had one short burst, before the logins only.
+    let parallel = match (h.parallel_window_s, h.parallel_after_rps) {
+        (Some(window), Some(after)) => format!(
+            "{} hashes/s over {window} s before the login runs and {} after them: **{} hashes/s**",
+            f(h.parallel_before_rps),
+            f(after),
+            f(h.parallel_rps)
+        ),
+        _ => format!("{} hashes/s", f(h.parallel_rps)),
+    };
     let _ = writeln!(
         s,
         "- One Argon2id hash (m={} KiB, t={}, p={}, `argon2` crate, one thread, origin idle) into \
          a reused memory buffer, timed right before the login runs ({:?} ms, {} ms of CPU per \
          hash){after}: median **{} ms** → **limit = {} cores ÷ {} ms = {} logins/s**. With {} \
-         threads hashing at once the same code did {} hashes/s.",
+         threads hashing at once the same code did {parallel}.",
         h.m_kib,
         h.t,
         h.p,
@@ -167,7 +177,6 @@ fn hashing_and_overload(s: &mut String, r: &Results) {
         f(h.median_ms),
         f(h.limit_rps),
         m["nproc"],
-        f(h.parallel_rps)
     );
     let _ = writeln!(
         s,
