@@ -45,6 +45,9 @@ export USERS_RESPONSE_LOG="$ROOT/target/response-log"
 pip_pin passlib 1.7.4
 pip_pin bcrypt 4.0.1
 rm -rf "$USERS_RESPONSE_LOG"
+# The origin's warnings (a dependency unavailable, a deadline passed) go to each test's output,
+# which nextest shows for a failing test only.
+export TEST_LOG="${TEST_LOG:-warn}"
 # A throw-away three-master Redis Cluster (TEST_REDIS_CLUSTER_URLS) for the cache and rate-limit
 # tests' cluster variants; removed when this script exits.
 ensure_redis_cluster

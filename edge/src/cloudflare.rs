@@ -164,6 +164,22 @@ impl Origin for CfOrigin {
         &self,
         req: http::Request<Bytes>,
     ) -> std::result::Result<http::Response<Bytes>, OriginError> {
+        // The path only: a query string may hold a one-time token.
+        let what = format!("{} {}", req.method(), req.uri().path());
+        let answer = self.exchange(req).await;
+        if let Err(OriginError(why)) = &answer {
+            worker::console_error!("origin unreachable: {what}: {why}");
+        }
+        answer
+    }
+}
+
+impl CfOrigin {
+    /// One request and its whole response, within `ORIGIN_TIMEOUT_MS`.
+    async fn exchange(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> std::result::Result<http::Response<Bytes>, OriginError> {
         let err = |e: worker::Error| OriginError(e.to_string());
         let headers = Headers::new();
         for (name, value) in req.headers() {
@@ -183,7 +199,12 @@ impl Origin for CfOrigin {
         let deadline = Delay::from(Duration::from_millis(self.timeout_ms));
         let mut res = match select(Box::pin(sending), Box::pin(deadline)).await {
             Either::Left((res, _)) => res.map_err(err)?,
-            Either::Right(_) => return Err(OriginError("timed out".into())),
+            Either::Right(_) => {
+                return Err(OriginError(format!(
+                    "no answer within ORIGIN_TIMEOUT_MS ({} ms)",
+                    self.timeout_ms
+                )));
+            }
         };
         let mut builder = http::Response::builder().status(res.status_code());
         for (name, value) in res.headers().entries() {

@@ -221,11 +221,20 @@ pub struct SpinOrigin {
 
 impl Origin for SpinOrigin {
     async fn send(&self, req: http::Request<Bytes>) -> Result<http::Response<Bytes>, OriginError> {
+        // The path only: a query string may hold a one-time token.
+        let what = format!("{} {}", req.method(), req.uri().path());
         let deadline = monotonic_clock::wait_for(self.timeout_ms.saturating_mul(1_000_000));
-        match select(pin!(exchange(req)), pin!(deadline)).await {
+        let answer = match select(pin!(exchange(req)), pin!(deadline)).await {
             Either::Left((res, _)) => res,
-            Either::Right(_) => Err(OriginError("timed out".into())),
+            Either::Right(_) => Err(OriginError(format!(
+                "no answer within ORIGIN_TIMEOUT_MS ({} ms)",
+                self.timeout_ms
+            ))),
+        };
+        if let Err(OriginError(why)) = &answer {
+            eprintln!("origin unreachable: {what}: {why}");
         }
+        answer
     }
 }
 

@@ -52,6 +52,9 @@ pub async fn origin_down_serves_stale_reads_and_fails_writes_fast<R: EdgeRuntime
         "four requests to a cut origin took {:?}",
         started.elapsed()
     );
+    // The edge's log says which call failed (the path, never the query).
+    let path = format!("PATCH /users/{}", user.id);
+    wait_for_log(&s, &format!("origin unreachable: {path}: ")).await;
 
     // Back: fresh answers again.
     proxy.restore();
@@ -106,9 +109,29 @@ pub async fn a_hanging_origin_costs_one_origin_timeout<R: EdgeRuntime>(rt: &R) {
         waits.push(("stale read", read_took));
     }
     eprintln!("hanging origin, ORIGIN_TIMEOUT_MS {TIMEOUT_MS}: {waits:?}");
+    wait_for_log(
+        &s,
+        &format!("origin unreachable: PATCH /users/{}: no answer within ORIGIN_TIMEOUT_MS ({TIMEOUT_MS} ms)", user.id),
+    )
+    .await;
     assert!(
         waits.iter().all(|(_, took)| *took <= bound),
         "with the origin hanging, requests waited more than ORIGIN_TIMEOUT_MS ({TIMEOUT_MS} ms) \
          + 1.2 s: {waits:?}"
+    );
+}
+
+/// Waits (up to 5 s: runtimes write their logs asynchronously) for a line of the edge's log
+/// holding `needle`.
+async fn wait_for_log(s: &super::Stack, needle: &str) {
+    for _ in 0..50 {
+        if s.edge.logs().lines().any(|l| l.contains(needle)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the edge logged no line holding {needle:?}:\n{}",
+        s.edge.logs()
     );
 }
