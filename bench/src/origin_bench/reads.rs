@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use users_core::cursor::{Cursor, CursorKey, Sort};
 use uuid::Uuid;
 
-use super::args::{DEEP_PAGE, PAGE_LIMIT};
+use super::args::{DEEP_PAGE, OPEN_CONNECTIONS, PAGE_LIMIT};
 use super::env::Env;
 use super::results::Scenario;
 use super::scenario::{cache_scenario, scenario};
@@ -19,19 +19,39 @@ use crate::load::{self, Target};
 use crate::seed::{self, seeded_id};
 use crate::stack::seed_stack;
 
-/// Cached read: always the same user, so after the first request it is a cache hit.
+/// Cached read: always the same user, so after the first request it is a cache hit. Besides
+/// the fixed rate at half saturation, one at a tenth of it: the latency floor of the machine
+/// the run shares, for the half-rate figure to be read against.
 pub async fn cache_hit(env: &Env) -> anyhow::Result<Scenario> {
     let hit_id = seeded_id(1);
     let target = env.admin_get_target(&format!("/users/{hit_id}"))?;
     target.probe("cache hit").await?;
-    cache_scenario(
+    let mut s = cache_scenario(
         env,
         "get_user_cache_hit",
         "GET /users/{id}, cache hit",
         format!("GET /users/{hit_id} (seeded user #1, admin token), the same id every time"),
         &target,
     )
-    .await
+    .await?;
+    let rate = s.saturation.ok_rps / 10.0;
+    let tenth = env
+        .measure(load::open(
+            &target,
+            rate,
+            env.args.duration(),
+            OPEN_CONNECTIONS,
+        ))
+        .await;
+    super::env::log(format!(
+        "get_user_cache_hit: at a tenth of saturation, {rate:.0} req/s: p50 {} ms, p99 {} ms, \
+         errors {}",
+        tenth.latency.p50_ms, tenth.latency.p99_ms, tenth.errors
+    ));
+    if let Some(extra) = s.extra.as_object_mut() {
+        extra.insert("tenth_rate".to_owned(), serde_json::to_value(&tenth)?);
+    }
+    Ok(s)
 }
 
 /// The seed's stack in the same run: `GET /users/{id}` (the same user every time, as the cache

@@ -88,7 +88,8 @@ fn how_it_was_run(s: &mut String, r: &Results) {
          throughput is a lower bound). Each scenario: {} s warm-up, then **saturation** = closed \
          loop, C concurrent workers for {} s; then a **fixed rate** = open loop at half the \
          saturation throughput for {} s from at most {} requests in flight (as wrk2), each \
-         request's latency measured from its *scheduled* send time (no coordinated omission). \
+         request released at its scheduled time by a pacer thread (to within 0.1 ms) and its \
+         latency measured from that time (no coordinated omission). \
          Throughput counts answers with the expected status.\n",
         r.params["loadgen"]["client"].as_str().unwrap_or("?"),
         m["nproc"],
