@@ -22,8 +22,7 @@ pub fn render(json_path: &Path, md_path: &Path) -> anyhow::Result<String> {
     let mut results: Results =
         serde_json::from_str(&raw).with_context(|| format!("parse {}", json_path.display()))?;
     results.targets = check_targets(&results.scenarios, &results.hashing, &results.overload);
-    std::fs::write(md_path, markdown(&results))
-        .with_context(|| format!("write {}", md_path.display()))?;
+    write_markdown(&results, md_path)?;
     Ok(markdown_summary(&results))
 }
 
@@ -37,9 +36,20 @@ pub fn write(results: &Results, json_path: &Path, md_path: &Path) -> anyhow::Res
     let json = serde_json::to_string_pretty(results)?;
     std::fs::write(json_path, json + "\n")
         .with_context(|| format!("write {}", json_path.display()))?;
-    std::fs::write(md_path, markdown(results))
-        .with_context(|| format!("write {}", md_path.display()))?;
-    Ok(())
+    write_markdown(results, md_path)
+}
+
+/// The sections the edge and transfer benchmarks write into the same file.
+const OTHER_SECTIONS: [(&str, &str); 2] = [
+    ("<!-- edge:begin -->", "<!-- edge:end -->"),
+    ("<!-- transfer:begin -->", "<!-- transfer:end -->"),
+];
+
+/// Rewrites the report at `md_path`, keeping the other benchmarks' sections of it.
+fn write_markdown(results: &Results, md_path: &Path) -> anyhow::Result<()> {
+    let existing = std::fs::read_to_string(md_path).unwrap_or_default();
+    let md = crate::section::carry(&existing, markdown(results), &OTHER_SECTIONS);
+    std::fs::write(md_path, md).with_context(|| format!("write {}", md_path.display()))
 }
 
 /// Cached read p99 at half saturation, ms.
