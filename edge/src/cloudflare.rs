@@ -164,11 +164,11 @@ impl Origin for CfOrigin {
         &self,
         req: http::Request<Bytes>,
     ) -> std::result::Result<http::Response<Bytes>, OriginError> {
-        // The path only: a query string may hold a one-time token.
-        let what = format!("{} {}", req.method(), req.uri().path());
+        let (method, uri) = (req.method().clone(), req.uri().clone());
         let answer = self.exchange(req).await;
         if let Err(OriginError(why)) = &answer {
-            worker::console_error!("origin unreachable: {what}: {why}");
+            // The path only: a query string may hold a one-time token.
+            worker::console_error!("origin unreachable: {method} {}: {why}", uri.path());
         }
         answer
     }

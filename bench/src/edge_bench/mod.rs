@@ -13,6 +13,7 @@
 //! ([`crate::stack`]); `scenarios` measures through one edge; `report` writes the section.
 
 mod report;
+pub use self::report::MARKERS;
 mod scenarios;
 
 use std::path::PathBuf;

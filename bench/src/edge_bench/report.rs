@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::scenarios::{CONCURRENCY, EdgeResults, RATE};
 
-const BEGIN: &str = "<!-- edge:begin -->";
-const END: &str = "<!-- edge:end -->";
+/// The markers around the section.
+pub const MARKERS: (&str, &str) = ("<!-- edge:begin -->", "<!-- edge:end -->");
 
 /// The section for `r`, markers included.
 pub fn markdown(r: &EdgeResults) -> String {
@@ -64,5 +64,5 @@ pub fn markdown(r: &EdgeResults) -> String {
 
 /// Writes the section for `r` into the markdown file at `path` (created if missing).
 pub fn write(r: &EdgeResults, path: &Path) -> anyhow::Result<()> {
-    crate::section::write(path, (BEGIN, END), &markdown(r))
+    crate::section::write(path, MARKERS, &markdown(r))
 }

@@ -108,6 +108,14 @@ impl Target {
         Self::new(expect, url, move |_| get(&path, authorization.as_ref()))
     }
 
+    /// The next request of this target, addressed to its server.
+    fn next_request(&self) -> Request<Bytes> {
+        let k = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut req = (self.make)(k);
+        req.headers_mut().insert(HOST, self.host.clone());
+        req
+    }
+
     /// A connection of one worker to this target's server.
     fn conn(&self) -> Conn {
         Conn::new(&self.addr)
@@ -116,10 +124,7 @@ impl Target {
     /// Sends one request over `conn`; returns its status (`0` on a transport error) and, for
     /// errors, the problem `type` (or the transport failure).
     async fn send(&self, conn: &mut Conn) -> (u16, Option<String>) {
-        let k = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut req = (self.make)(k);
-        req.headers_mut().insert(HOST, self.host.clone());
-        match conn.send(req).await {
+        match conn.send(self.next_request()).await {
             Ok((status, body)) if status >= 400 => {
                 let kind = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
@@ -134,12 +139,9 @@ impl Target {
 
     /// Sends one request and fails unless it gets the expected status: a check before a run.
     pub async fn probe(&self, what: &str) -> anyhow::Result<()> {
-        let k = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut req = (self.make)(k);
-        req.headers_mut().insert(HOST, self.host.clone());
         let (status, body) = self
             .conn()
-            .send(req)
+            .send(self.next_request())
             .await
             .map_err(|f| anyhow!("{what}: transport: {}", f.as_str()))?;
         if status != self.expect {

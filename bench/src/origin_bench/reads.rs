@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::args::{DEEP_PAGE, OPEN_CONNECTIONS, PAGE_LIMIT};
 use super::env::Env;
 use super::results::Scenario;
-use super::scenario::{cache_scenario, scenario};
+use super::scenario::{cache_scenario, measured, scenario};
 use crate::load::{self, Target};
 use crate::seed::{self, seeded_id};
 use crate::stack::seed_stack;
@@ -35,19 +35,12 @@ pub async fn cache_hit(env: &Env) -> anyhow::Result<Scenario> {
     )
     .await?;
     let rate = s.saturation.ok_rps / 10.0;
-    let tenth = env
-        .measure(load::open(
-            &target,
-            rate,
-            env.args.duration(),
-            OPEN_CONNECTIONS,
-        ))
-        .await;
-    super::env::log(format!(
-        "get_user_cache_hit: at a tenth of saturation, {rate:.0} req/s: p50 {} ms, p99 {} ms, \
-         errors {}",
-        tenth.latency.p50_ms, tenth.latency.p99_ms, tenth.errors
-    ));
+    let tenth = measured(
+        env,
+        load::open(&target, rate, env.args.duration(), OPEN_CONNECTIONS),
+        |_| format!("get_user_cache_hit: at a tenth of saturation, {rate:.0} req/s"),
+    )
+    .await;
     if let Some(extra) = s.extra.as_object_mut() {
         extra.insert("tenth_rate".to_owned(), serde_json::to_value(&tenth)?);
     }

@@ -65,7 +65,7 @@ pub async fn scenario(
 }
 
 /// Measures `run`, then logs what it was (`what`) with its latencies and errors.
-async fn measured(
+pub(super) async fn measured(
     env: &Env,
     run: impl Future<Output = RunStats>,
     what: impl Fn(&RunStats) -> String,

@@ -10,6 +10,7 @@
 //! `scripts/bench.sh --transfer` builds the origin in release and runs it.
 
 mod report;
+pub use self::report::MARKERS;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

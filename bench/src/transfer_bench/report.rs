@@ -6,8 +6,10 @@ use std::path::Path;
 
 use super::TransferResults;
 
-const BEGIN: &str = "<!-- transfer:begin -->";
-const END: &str = "<!-- transfer:end -->";
+/// The markers around the section.
+pub const MARKERS: (&str, &str) = ("<!-- transfer:begin -->", "<!-- transfer:end -->");
+const BEGIN: &str = MARKERS.0;
+const END: &str = MARKERS.1;
 
 /// The section for `r`, markers included.
 fn markdown(r: &TransferResults) -> String {
@@ -79,5 +81,5 @@ fn markdown(r: &TransferResults) -> String {
 
 /// Writes the section for `r` into the markdown file at `path` (created if missing).
 pub fn write(r: &TransferResults, path: &Path) -> anyhow::Result<()> {
-    crate::section::write(path, (BEGIN, END), &markdown(r))
+    crate::section::write(path, MARKERS, &markdown(r))
 }

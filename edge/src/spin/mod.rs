@@ -221,8 +221,7 @@ pub struct SpinOrigin {
 
 impl Origin for SpinOrigin {
     async fn send(&self, req: http::Request<Bytes>) -> Result<http::Response<Bytes>, OriginError> {
-        // The path only: a query string may hold a one-time token.
-        let what = format!("{} {}", req.method(), req.uri().path());
+        let (method, uri) = (req.method().clone(), req.uri().clone());
         let deadline = monotonic_clock::wait_for(self.timeout_ms.saturating_mul(1_000_000));
         let answer = match select(pin!(exchange(req)), pin!(deadline)).await {
             Either::Left((res, _)) => res,
@@ -232,7 +231,8 @@ impl Origin for SpinOrigin {
             ))),
         };
         if let Err(OriginError(why)) = &answer {
-            eprintln!("origin unreachable: {what}: {why}");
+            // The path only: a query string may hold a one-time token.
+            eprintln!("origin unreachable: {method} {}: {why}", uri.path());
         }
         answer
     }

@@ -40,10 +40,8 @@ pub fn write(results: &Results, json_path: &Path, md_path: &Path) -> anyhow::Res
 }
 
 /// The sections the edge and transfer benchmarks write into the same file.
-const OTHER_SECTIONS: [(&str, &str); 2] = [
-    ("<!-- edge:begin -->", "<!-- edge:end -->"),
-    ("<!-- transfer:begin -->", "<!-- transfer:end -->"),
-];
+const OTHER_SECTIONS: [(&str, &str); 2] =
+    [crate::edge_bench::MARKERS, crate::transfer_bench::MARKERS];
 
 /// Rewrites the report at `md_path`, keeping the other benchmarks' sections of it.
 fn write_markdown(results: &Results, md_path: &Path) -> anyhow::Result<()> {
