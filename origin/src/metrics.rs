@@ -47,6 +47,9 @@ pub struct Metrics {
     pub memo_following: IntGauge,
     /// Times the notification connection started listening (and the memory was forgotten).
     pub memo_resyncs: IntCounter,
+    /// Write requests after which this replica waited to hear its own changes (one PostgreSQL
+    /// round trip each; a login, which changes nothing a replica remembers, is not settled).
+    pub memo_settles: IntCounter,
     /// Authorisations and user views by where they came from: `kind` is `principal`
     /// (`from` `memory` or `database`), `token` (`memory`, or `verified`: its signature was
     /// checked) or `view` (`memory`, or `shared`: the Redis cache or PostgreSQL).
@@ -187,6 +190,10 @@ impl Metrics {
             "users_memo_resyncs_total",
             "Times the change-notification connection started listening and the memory was forgotten",
         )?;
+        let memo_settles = IntCounter::new(
+            "users_memo_settles_total",
+            "Write requests after which the replica waited to hear its own changes before answering",
+        )?;
         let memo_reads = IntCounterVec::new(
             Opts::new(
                 "users_memo_reads_total",
@@ -204,6 +211,7 @@ impl Metrics {
         };
         registry.register(Box::new(memo_following.clone()))?;
         registry.register(Box::new(memo_resyncs.clone()))?;
+        registry.register(Box::new(memo_settles.clone()))?;
         registry.register(Box::new(memo_reads.clone()))?;
         registry.register(Box::new(redis_errors.clone()))?;
         registry.register(Box::new(mail_outbox_messages.clone()))?;
@@ -240,6 +248,7 @@ impl Metrics {
             unknown_logins,
             memo_following,
             memo_resyncs,
+            memo_settles,
             memo_reads,
             memo,
         })

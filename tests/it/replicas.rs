@@ -142,6 +142,41 @@ async fn a_logout_all_is_refused_at_once_on_its_replica_and_within_the_bound_on_
     let _ = std::fs::write(out, serde_json::to_vec_pretty(&report).unwrap_or_default());
 }
 
+/// A login writes nothing a replica remembers (a session, the audit log): it answers without
+/// waiting to hear its own writes. A write that can revoke (a refresh rotation, a logout-all)
+/// still waits, and its replica refuses what it revoked on the very next request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_answers_without_settling_and_a_revoking_write_settles() {
+    let app = spawn_app().await;
+    let a = app.endpoint();
+    until_notifications(&a, "following", BOUND).await;
+    let user = app.new_user().await;
+    let settles = metric(&a, "users_memo_settles_total").await;
+
+    let token = a.login(&user.username, &user.password).await;
+    let form = crate::oauth::password_grant(&a, &user).await;
+    assert_eq!(form.status, 200, "{form}");
+    let wrong = a.login_raw(&user.username, "not the password").await;
+    assert_eq!(wrong.status, 401, "{wrong}");
+    assert_eq!(
+        metric(&a, "users_memo_settles_total").await,
+        settles,
+        "a login waited to hear its own writes"
+    );
+    assert_eq!(a.bearer(&token.access_token).me().await.status, 200);
+
+    let rotated = crate::oauth::refresh_grant(&a, &token.refresh_token).await;
+    assert_eq!(rotated.status, 200, "{rotated}");
+    assert_eq!(metric(&a, "users_memo_settles_total").await, settles + 1.0);
+    let logout = a.bearer(&token.access_token).logout_all().await;
+    assert_eq!(logout.status, 204, "{logout}");
+    assert_eq!(metric(&a, "users_memo_settles_total").await, settles + 2.0);
+    a.bearer(&token.access_token)
+        .me()
+        .await
+        .assert_invalid_token();
+}
+
 /// An origin over `app`'s database whose notification connection goes through `proxy`.
 async fn replica_behind(app: &TestApp, proxy: &TcpProxy) -> Endpoint {
     let addr = proxy.addr().to_string();

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use reqwest::header::AUTHORIZATION;
+use tokio::runtime::Handle;
 
 use super::args::Args;
 use crate::cpu;
@@ -32,6 +33,8 @@ pub struct Env {
     pub perm: Permutation,
     /// Shared by every target that takes a fresh seeded user, so none is used twice.
     pub fresh: Arc<AtomicU64>,
+    /// The runtime the origin runs on (the latency floor's server runs there too).
+    pub origin_runtime: Handle,
 }
 
 impl Env {
@@ -42,6 +45,7 @@ impl Env {
         origin: &InProcessOrigin,
         admin_password: &str,
         db: &str,
+        origin_runtime: Handle,
     ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -62,6 +66,7 @@ impl Env {
             base,
             admin_token,
             db: db.to_owned(),
+            origin_runtime,
         })
     }
 

@@ -16,6 +16,7 @@
 mod args;
 mod auth;
 mod env;
+mod floor;
 mod hashing;
 mod reads;
 mod report;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::args::{DEEP_PAGE, OPEN_CONNECTIONS, PAGE_LIMIT};
 use super::env::Env;
+use super::floor;
 use super::results::Scenario;
 use super::scenario::{cache_scenario, measured, scenario};
 use crate::load::{self, Target};
@@ -41,8 +42,25 @@ pub async fn cache_hit(env: &Env) -> anyhow::Result<Scenario> {
         |_| format!("get_user_cache_hit: at a tenth of saturation, {rate:.0} req/s"),
     )
     .await;
+    // The latency floor at the same two rates, answering the same bytes.
+    let body = env
+        .get_as_admin(&format!("/users/{hit_id}"))
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let rates = [s.half_rate.target_rps.unwrap_or(rate * 5.0), rate];
+    let floor = floor::floor(env, &env.origin_runtime, body, &rates).await?;
     if let Some(extra) = s.extra.as_object_mut() {
         extra.insert("tenth_rate".to_owned(), serde_json::to_value(&tenth)?);
+        extra.insert(
+            "floor".to_owned(),
+            json!({
+                "half_rate": serde_json::to_value(&floor[0])?,
+                "tenth_rate": serde_json::to_value(&floor[1])?,
+            }),
+        );
     }
     Ok(s)
 }

@@ -51,7 +51,15 @@ pub async fn run(
 
     // The origin, in-process on its own runtime.
     let server = InProcessOrigin::start_with(&origin, setup.config).await?;
-    let env = Env::connect(args, cores, &server, &setup.admin.password, &scratch.db).await?;
+    let env = Env::connect(
+        args,
+        cores,
+        &server,
+        &setup.admin.password,
+        &scratch.db,
+        origin.clone(),
+    )
+    .await?;
 
     let mut scenarios = vec![
         reads::cache_hit(&env).await?,

@@ -137,7 +137,39 @@ fn scenarios(s: &mut String, r: &Results) {
             n(&hit.extra["cache_misses"]),
         );
     }
+    if let Some(hit) = find(&r.scenarios, "get_user_cache_hit") {
+        floor(s, hit);
+    }
     let _ = writeln!(s);
+}
+
+/// The latency floor beside the cached read's fixed-rate runs, when the run measured it.
+fn floor(s: &mut String, hit: &crate::origin_bench::results::Scenario) {
+    let (floor, tenth) = (&hit.extra["floor"], &hit.extra["tenth_rate"]);
+    if floor.is_null() {
+        return;
+    }
+    let p = |v: &serde_json::Value, k: &str| v["latency"][k].as_f64().unwrap_or_default();
+    let rps = |v: &serde_json::Value| v["target_rps"].as_f64().unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "- The latency floor: the same load generator, at the same rates, against a server that \
+         does no work (axum on the origin's runtime answering the cached read's bytes). At {:.0} \
+         req/s (half the cached read's saturation) its p50/p99 are {:.2}/{:.2} ms against the \
+         cached read's {:.2}/{:.2} ms; at {:.0} req/s (a tenth) {:.2}/{:.2} ms against {:.2}/{:.2} \
+         ms. No server measured this way can show a p99 below the floor's: what is left there \
+         is the machine's (waking an idle vCPU of this VM, other tenants) and the client's.",
+        rps(&floor["half_rate"]),
+        p(&floor["half_rate"], "p50_ms"),
+        p(&floor["half_rate"], "p99_ms"),
+        hit.half_rate.latency.p50_ms,
+        hit.half_rate.latency.p99_ms,
+        rps(&floor["tenth_rate"]),
+        p(&floor["tenth_rate"], "p50_ms"),
+        p(&floor["tenth_rate"], "p99_ms"),
+        p(tenth, "p50_ms"),
+        p(tenth, "p99_ms"),
+    );
 }
 
 /// The hashing limit, login against it, and the overload run.

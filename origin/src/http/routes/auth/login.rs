@@ -12,6 +12,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use users_core::model::TokenResponse;
@@ -26,6 +27,7 @@ use crate::db::{self, audit::Ctx, audit::Event, grants::Grants};
 use crate::fields::Check;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{login_origin, media_type, parse_json_uniform, read_body};
+use crate::http::middleware::settle::NothingToSettle;
 use crate::http::respond::TokenAnswer;
 use crate::http::routes::auth::session;
 use crate::mfa;
@@ -68,45 +70,55 @@ const FORM: &str = "application/x-www-form-urlencoded";
         (status = 401, description = "Invalid credentials or refresh token (on the form path `error: invalid_grant`), or the password was right and the second factor is next (`/problems/mfa-required` with `mfa_token`; `error: mfa_required`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn login(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    req: Request,
-) -> ApiResult<TokenAnswer> {
+pub async fn login(State(state): State<AppState>, ctx: Ctx, req: Request) -> Response {
     let media = media_type(req.headers());
     let (parts, body) = req.into_parts();
     let origin = login_origin(&parts);
     let bytes = read_body(Request::from_parts(parts, body), &state).await;
     match media.as_deref() {
         Some("application/json") => {
-            let b: LoginJson = parse_json_uniform(&bytes?)?;
-            password_grant(&state, &ctx, &origin, ("login", b.login), b.password).await
+            let answer = async {
+                let b: LoginJson = parse_json_uniform(&bytes?)?;
+                password_grant(&state, &ctx, &origin, ("login", b.login), b.password).await
+            };
+            (NothingToSettle, answer.await).into_response()
         }
-        Some(FORM) => token_endpoint(&state, &ctx, &origin, bytes)
-            .await
-            .map_err(ApiError::oauth),
-        _ => Err(ApiError::UnsupportedMediaType(
+        Some(FORM) => token_endpoint(&state, &ctx, &origin, bytes).await,
+        _ => ApiError::UnsupportedMediaType(
             "Send application/json or application/x-www-form-urlencoded.".into(),
-        )),
+        )
+        .into_response(),
     }
 }
 
 /// The form path: the password grant or the refresh grant. A missing `grant_type` is the
-/// password grant.
+/// password grant. Only the refresh grant's writes can revoke (a reused token revokes its
+/// session): the password grant's answer need not wait to hear its own.
 async fn token_endpoint(
     state: &AppState,
     ctx: &Ctx,
     origin: &Origin,
     bytes: Result<Bytes, ApiError>,
-) -> ApiResult<TokenAnswer> {
-    let f: LoginForm = serde_urlencoded::from_bytes(&bytes?)
-        .map_err(|_| ApiError::Malformed("The form body could not be read.".into()))?;
+) -> Response {
+    let form = bytes.and_then(|b| {
+        serde_urlencoded::from_bytes::<LoginForm>(&b)
+            .map_err(|_| ApiError::Malformed("The form body could not be read.".into()))
+    });
+    let f = match form {
+        Ok(f) => f,
+        Err(e) => return ApiError::oauth(e).into_response(),
+    };
     match f.grant_type.as_deref() {
         None | Some("password") => {
-            password_grant(state, ctx, origin, ("username", f.username), f.password).await
+            let answer =
+                password_grant(state, ctx, origin, ("username", f.username), f.password).await;
+            (NothingToSettle, answer.map_err(ApiError::oauth)).into_response()
         }
-        Some("refresh_token") => session::rotate(state, ctx, f.refresh_token.as_deref()).await,
-        Some(_) => Err(ApiError::UnsupportedGrantType),
+        Some("refresh_token") => session::rotate(state, ctx, f.refresh_token.as_deref())
+            .await
+            .map_err(ApiError::oauth)
+            .into_response(),
+        Some(_) => ApiError::oauth(ApiError::UnsupportedGrantType).into_response(),
     }
 }
 
