@@ -49,6 +49,7 @@ pub async fn login(env: &Env, params: &Params) -> anyhow::Result<(Scenario, Targ
         ),
         &target,
         env.args.auth_concurrency,
+        None,
     )
     .await?;
     Ok((login, target))
@@ -87,6 +88,7 @@ pub async fn register(env: &Env) -> anyhow::Result<Scenario> {
             .to_owned(),
         &target,
         env.args.auth_concurrency,
+        None,
     )
     .await
 }

@@ -102,6 +102,7 @@ pub async fn seed_read(env: &Env) -> anyhow::Result<Scenario> {
             ),
             &target,
             env.args.concurrency,
+            None,
         )
         .await?;
         s.extra = json!({"users": stack.users, "workers": stack.workers});
@@ -179,7 +180,16 @@ pub async fn listing(
         ),
     ] {
         let target = env.admin_get_target(&path)?;
-        let mut s = scenario(env, name, title, request, &target, env.args.concurrency).await?;
+        let mut s = scenario(
+            env,
+            name,
+            title,
+            request,
+            &target,
+            env.args.concurrency,
+            None,
+        )
+        .await?;
         s.extra = if name == "list_deep_page" {
             json!({
                 "page": deep_page,

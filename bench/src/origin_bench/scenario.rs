@@ -2,6 +2,8 @@
 //! the saturation throughput, with pauses between; and the variant that also reads the origin's
 //! cache counters around it.
 
+use std::collections::HashMap;
+
 use anyhow::bail;
 use serde_json::{Value, json};
 
@@ -12,6 +14,8 @@ use crate::figures::round3;
 use crate::load::{self, RunStats, Target};
 
 /// Warm-up, saturation (closed loop), then a fixed rate at half the saturation throughput.
+/// With `route` (a route template of the origin), the extra figures say how long the origin's
+/// own clock saw the fixed-rate run's answers take ([`origin_clock`]).
 pub async fn scenario(
     env: &Env,
     name: &'static str,
@@ -19,6 +23,7 @@ pub async fn scenario(
     request: String,
     target: &Target,
     concurrency: usize,
+    route: Option<&str>,
 ) -> anyhow::Result<Scenario> {
     log(format!("{name}: warm-up {} s", env.args.warmup_s));
     let _ = load::closed(target, concurrency, env.args.warmup()).await;
@@ -42,6 +47,10 @@ pub async fn scenario(
     }
     tokio::time::sleep(env.args.pause()).await;
     let rate = saturation.ok_rps / 2.0;
+    let clock_before = match route {
+        Some(_) => env.metrics().await,
+        None => HashMap::new(),
+    };
     let half_rate = measured(
         env,
         load::open(target, rate, env.args.duration(), OPEN_CONNECTIONS),
@@ -53,6 +62,13 @@ pub async fn scenario(
         },
     )
     .await;
+    let extra = match route {
+        Some(route) => {
+            let clock = origin_clock(&clock_before, &env.metrics().await, route);
+            json!({ "half_rate_origin_clock": clock })
+        }
+        None => Value::Null,
+    };
     tokio::time::sleep(env.args.pause()).await;
     Ok(Scenario {
         name: name.to_owned(),
@@ -60,7 +76,35 @@ pub async fn scenario(
         request,
         saturation,
         half_rate,
-        extra: Value::Null,
+        extra,
+    })
+}
+
+/// The `GET route` answers between two scrapes of the origin's `/metrics`, by the origin's own
+/// clock (`http_request_duration_seconds`, from the request reaching its middleware to the
+/// answer): how many, and how many took longer than 1 ms and 2.5 ms. What the client saw above
+/// that was spent outside the handler: in the kernel, the runtimes' queues and the scheduler.
+pub fn origin_clock(
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    route: &str,
+) -> Value {
+    let series = |le: &str| {
+        format!(
+            "http_request_duration_seconds_bucket{{method=\"GET\",route=\"{route}\",status=\"200\",le=\"{le}\"}}"
+        )
+    };
+    let delta =
+        |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
+    let (all, within_1ms, within_2_5ms) = (
+        delta(&series("+Inf")),
+        delta(&series("0.001")),
+        delta(&series("0.0025")),
+    );
+    json!({
+        "answers": all,
+        "over_1ms": all - within_1ms,
+        "over_2_5ms": all - within_2_5ms,
     })
 }
 
@@ -92,7 +136,16 @@ pub async fn cache_scenario(
     let before = env.metrics().await;
     let pg = crate::stack::services::connect(&env.db).await?;
     let xacts_before = transactions(&pg, &env.db).await?;
-    let mut s = scenario(env, name, title, request, target, env.args.concurrency).await?;
+    let mut s = scenario(
+        env,
+        name,
+        title,
+        request,
+        target,
+        env.args.concurrency,
+        Some("/users/{id}"),
+    )
+    .await?;
     let xacts = transactions(&pg, &env.db).await? - xacts_before;
     let after = env.metrics().await;
     let delta =
@@ -104,7 +157,9 @@ pub async fn cache_scenario(
     // Every statement the origin sends outside a transaction is one transaction of its own.
     let requests = (s.saturation.ok + s.half_rate.ok) as f64;
     let memory = delta("users_memo_reads_total{from=\"memory\",kind=\"view\"}");
+    let clock = s.extra["half_rate_origin_clock"].take();
     s.extra = json!({
+        "half_rate_origin_clock": clock,
         "database_transactions": xacts,
         "database_round_trips_per_read": if requests > 0.0 { (xacts as f64 / requests * 1e5).round() / 1e5 } else { 0.0 },
         "requests_measured": requests,
