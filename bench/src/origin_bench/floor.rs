@@ -6,7 +6,6 @@
 use axum::Router;
 use axum::http::header::CONTENT_TYPE;
 use bytes::Bytes;
-use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use super::args::OPEN_CONNECTIONS;
@@ -15,12 +14,7 @@ use super::scenario::measured;
 use crate::load::{self, RunStats, Target};
 
 /// The empty server at each of `rates` (req/s), answering `body` as `application/json`.
-pub async fn floor(
-    env: &Env,
-    runtime: &Handle,
-    body: Bytes,
-    rates: &[f64],
-) -> anyhow::Result<Vec<RunStats>> {
+pub async fn floor(env: &Env, body: Bytes, rates: &[f64]) -> anyhow::Result<Vec<RunStats>> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     listener.set_nonblocking(true)?;
     let url = format!("http://{}/floor", listener.local_addr()?);
@@ -29,7 +23,7 @@ pub async fn floor(
         async move { ([(CONTENT_TYPE, "application/json")], body) }
     });
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = runtime.spawn(async move {
+    let server = env.origin_runtime.spawn(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

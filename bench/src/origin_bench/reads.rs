@@ -51,7 +51,7 @@ pub async fn cache_hit(env: &Env) -> anyhow::Result<Scenario> {
         .bytes()
         .await?;
     let rates = [s.half_rate.target_rps.unwrap_or(rate * 5.0), rate];
-    let floor = floor::floor(env, &env.origin_runtime, body, &rates).await?;
+    let floor = floor::floor(env, body, &rates).await?;
     if let Some(extra) = s.extra.as_object_mut() {
         extra.insert("tenth_rate".to_owned(), serde_json::to_value(&tenth)?);
         extra.insert(

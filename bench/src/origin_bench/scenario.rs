@@ -84,11 +84,7 @@ pub async fn scenario(
 /// clock (`http_request_duration_seconds`, from the request reaching its middleware to the
 /// answer): how many, and how many took longer than 1 ms and 2.5 ms. What the client saw above
 /// that was spent outside the handler: in the kernel, the runtimes' queues and the scheduler.
-pub fn origin_clock(
-    before: &HashMap<String, f64>,
-    after: &HashMap<String, f64>,
-    route: &str,
-) -> Value {
+fn origin_clock(before: &HashMap<String, f64>, after: &HashMap<String, f64>, route: &str) -> Value {
     let series = |le: &str| {
         format!(
             "http_request_duration_seconds_bucket{{method=\"GET\",route=\"{route}\",status=\"200\",le=\"{le}\"}}"
@@ -183,4 +179,35 @@ async fn transactions(pg: &tokio_postgres::Client, db: &str) -> anyhow::Result<i
         )
         .await?;
     Ok(row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrape(pairs: &[(&str, f64)]) -> HashMap<String, f64> {
+        let series = |le: &str| {
+            format!(
+                "http_request_duration_seconds_bucket{{method=\"GET\",route=\"/users/{{id}}\",status=\"200\",le=\"{le}\"}}"
+            )
+        };
+        pairs.iter().map(|(le, n)| (series(le), *n)).collect()
+    }
+
+    #[test]
+    fn the_origin_clock_counts_the_answers_between_two_scrapes_by_bucket() {
+        let before = scrape(&[("0.001", 90.0), ("0.0025", 95.0), ("+Inf", 100.0)]);
+        let mut after = scrape(&[("0.001", 1080.0), ("0.0025", 1092.0), ("+Inf", 1100.0)]);
+        // Another route's answers are not counted.
+        after.insert(
+            "http_request_duration_seconds_bucket{method=\"GET\",route=\"/users\",status=\"200\",le=\"+Inf\"}".to_owned(),
+            5000.0,
+        );
+        let clock = origin_clock(&before, &after, "/users/{id}");
+        assert_eq!(clock["answers"], 1000.0);
+        assert_eq!(clock["over_1ms"], 10.0);
+        assert_eq!(clock["over_2_5ms"], 3.0);
+        // A route never answered: nothing.
+        assert_eq!(origin_clock(&before, &after, "/nowhere")["answers"], 0.0);
+    }
 }
