@@ -50,7 +50,7 @@ pub async fn cache_hit(env: &Env) -> anyhow::Result<Scenario> {
         .error_for_status()?
         .bytes()
         .await?;
-    let rates = [s.half_rate.target_rps.unwrap_or(rate * 5.0), rate];
+    let rates = [s.saturation.ok_rps / 2.0, rate];
     let floor = floor::floor(env, body, &rates).await?;
     if let Some(extra) = s.extra.as_object_mut() {
         extra.insert("tenth_rate".to_owned(), serde_json::to_value(&tenth)?);

@@ -80,16 +80,19 @@ pub async fn scenario(
     })
 }
 
+/// The series of the `GET route` answers (status 200) of at most `le` seconds.
+fn bucket(route: &str, le: &str) -> String {
+    format!(
+        "http_request_duration_seconds_bucket{{method=\"GET\",route=\"{route}\",status=\"200\",le=\"{le}\"}}"
+    )
+}
+
 /// The `GET route` answers between two scrapes of the origin's `/metrics`, by the origin's own
 /// clock (`http_request_duration_seconds`, from the request reaching its middleware to the
 /// answer): how many, and how many took longer than 1 ms and 2.5 ms. What the client saw above
 /// that was spent outside the handler: in the kernel, the runtimes' queues and the scheduler.
 fn origin_clock(before: &HashMap<String, f64>, after: &HashMap<String, f64>, route: &str) -> Value {
-    let series = |le: &str| {
-        format!(
-            "http_request_duration_seconds_bucket{{method=\"GET\",route=\"{route}\",status=\"200\",le=\"{le}\"}}"
-        )
-    };
+    let series = |le: &str| bucket(route, le);
     let delta =
         |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
     let (all, within_1ms, within_2_5ms) = (
@@ -186,12 +189,10 @@ mod tests {
     use super::*;
 
     fn scrape(pairs: &[(&str, f64)]) -> HashMap<String, f64> {
-        let series = |le: &str| {
-            format!(
-                "http_request_duration_seconds_bucket{{method=\"GET\",route=\"/users/{{id}}\",status=\"200\",le=\"{le}\"}}"
-            )
-        };
-        pairs.iter().map(|(le, n)| (series(le), *n)).collect()
+        pairs
+            .iter()
+            .map(|(le, n)| (bucket("/users/{id}", le), *n))
+            .collect()
     }
 
     #[test]
@@ -199,10 +200,7 @@ mod tests {
         let before = scrape(&[("0.001", 90.0), ("0.0025", 95.0), ("+Inf", 100.0)]);
         let mut after = scrape(&[("0.001", 1080.0), ("0.0025", 1092.0), ("+Inf", 1100.0)]);
         // Another route's answers are not counted.
-        after.insert(
-            "http_request_duration_seconds_bucket{method=\"GET\",route=\"/users\",status=\"200\",le=\"+Inf\"}".to_owned(),
-            5000.0,
-        );
+        after.insert(bucket("/users", "+Inf"), 5000.0);
         let clock = origin_clock(&before, &after, "/users/{id}");
         assert_eq!(clock["answers"], 1000.0);
         assert_eq!(clock["over_1ms"], 10.0);
